@@ -1,0 +1,169 @@
+"""Incremental PDU framing: a byte stream in, whole PDUs out (PS3.8 9.3.1).
+
+:class:`PDUReader` cuts the stream at PDU boundaries without decoding anything.
+It is built for ``recv_into``: the transport asks :meth:`PDUReader.get_buffer`
+for writable space, receives into it and reports how much arrived with
+:meth:`PDUReader.buffer_updated` (the shape of :class:`asyncio.BufferedProtocol`).
+:meth:`PDUReader.feed` does the same for bytes that are already in hand.
+
+A PDU that lies wholly inside one receive chunk is handed out as a memoryview
+of that chunk: no copy. Chunks are never reused, so those views stay valid for
+as long as somebody holds them (a data-set fragment waiting to be joined or
+written). Only a PDU that straddles chunks is assembled into a buffer of its own,
+allocated at exactly its announced length once the header has been checked.
+
+Every PDU's announced length is checked against a cap *before* a byte of its
+body is buffered: a P-DATA-TF longer than our Maximum Length Received, or any
+other PDU longer than ``max_other_length``, raises
+:class:`~dicomnet.errors.PDUTooLarge` (the Upper Layer answers with A-ABORT).
+"""
+
+from __future__ import annotations
+
+from .errors import PDUTooLarge
+from .pdu import PDU_HEADER, PDUType
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_OTHER_LENGTH", "PDUReader"]
+
+#: Size of the receive chunks; large enough to amortise the per-recv cost.
+DEFAULT_CHUNK_SIZE = 256 * 1024
+
+#: Cap for PDUs other than P-DATA-TF. An A-ASSOCIATE-RQ with 128 presentation
+#: contexts of 20 transfer syntaxes each is about 330 kB.
+DEFAULT_MAX_OTHER_LENGTH = 1024 * 1024
+
+_HEADER_SIZE = PDU_HEADER.size
+_unpack_header = PDU_HEADER.unpack_from
+
+
+class PDUReader:
+    """Split a byte stream into ``(pdu_type, body)`` pairs.
+
+    :param max_pdata_length: the largest P-DATA-TF variable field accepted, our
+        Maximum Length Received (PS3.8 D.1); ``0`` or ``None`` means no limit.
+    :param max_other_length: the largest variable field for any other PDU type.
+    """
+
+    __slots__ = (
+        "_chunk",
+        "_chunk_size",
+        "_end",
+        "_max_other",
+        "_max_pdata",
+        "_pending",
+        "_pending_fill",
+        "_pending_type",
+        "_start",
+    )
+
+    def __init__(
+        self,
+        max_pdata_length: int | None = None,
+        *,
+        max_other_length: int = DEFAULT_MAX_OTHER_LENGTH,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        self._max_pdata = max_pdata_length or 0
+        self._max_other = max_other_length
+        self._chunk_size = chunk_size
+        self._chunk = bytearray(chunk_size)
+        self._start = 0  # first byte not yet handed out
+        self._end = 0  # first byte not yet received
+        # a PDU straddling chunks: its own buffer, how much of it is filled, its type
+        self._pending: bytearray | None = None
+        self._pending_fill = 0
+        self._pending_type = 0
+
+    @property
+    def max_pdata_length(self) -> int:
+        return self._max_pdata
+
+    @max_pdata_length.setter
+    def max_pdata_length(self, value: int | None) -> None:
+        self._max_pdata = value or 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet handed out as part of a whole PDU."""
+        return (self._end - self._start) + self._pending_fill
+
+    def get_buffer(self) -> memoryview:
+        """Writable space to receive into; report the amount with :meth:`buffer_updated`."""
+        pending = self._pending
+        if pending is not None and self._pending_fill < len(pending):
+            return memoryview(pending)[self._pending_fill :]
+        if self._end == len(self._chunk):
+            self._new_chunk()
+        return memoryview(self._chunk)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Record that ``nbytes`` were written into the last :meth:`get_buffer` view."""
+        pending = self._pending
+        if pending is not None and self._pending_fill < len(pending):
+            self._pending_fill += nbytes
+        else:
+            self._end += nbytes
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes that are already in memory (tests, asyncio ``data_received``)."""
+        view = memoryview(data).cast("B")
+        while view:
+            target = self.get_buffer()
+            n = min(len(target), len(view))
+            target[:n] = view[:n]
+            self.buffer_updated(n)
+            view = view[n:]
+
+    def next_pdu(self) -> tuple[int, memoryview] | None:
+        """Return the next whole PDU as ``(pdu_type, body)``, or ``None`` if incomplete.
+
+        Raises :class:`PDUTooLarge` when the next PDU's header announces more than
+        the cap; the stream is then unusable (the association is to be aborted).
+        """
+        if self._pending is not None:
+            if self._pending_fill < len(self._pending):
+                return None
+            body = memoryview(self._pending)
+            pdu_type = self._pending_type
+            self._pending = None
+            self._pending_fill = 0
+            return pdu_type, body
+        available = self._end - self._start
+        if available < _HEADER_SIZE:
+            return None
+        pdu_type, _, length = _unpack_header(self._chunk, self._start)
+        limit = self._max_pdata if pdu_type == PDUType.P_DATA_TF else self._max_other
+        if limit and length > limit:
+            raise PDUTooLarge(length, limit, pdu_type)
+        total = _HEADER_SIZE + length
+        if available >= total:
+            start = self._start + _HEADER_SIZE
+            self._start += total
+            return pdu_type, memoryview(self._chunk)[start : start + length]
+        if self._start + total <= len(self._chunk):
+            return None  # it will fit in this chunk: wait for more
+        # The PDU runs past the end of this chunk: give it a buffer of its own and
+        # move what has arrived of its body there (the only copy framing makes).
+        body_start = self._start + _HEADER_SIZE
+        received = self._end - body_start
+        pending = bytearray(length)
+        pending[:received] = self._chunk[body_start : self._end]
+        self._pending = pending
+        self._pending_fill = received
+        self._pending_type = pdu_type
+        # nothing of this chunk is unread now; later bytes go after the moved ones
+        self._start = self._end
+        return None
+
+    def _new_chunk(self) -> None:
+        """Start a fresh chunk, carrying over the bytes not yet handed out.
+
+        Normally that is at most an incomplete PDU header; after :meth:`feed` of
+        more than a chunk without :meth:`next_pdu` in between it can be more, and
+        the new chunk grows to hold it.
+        """
+        leftover = self._chunk[self._start : self._end]
+        self._chunk = bytearray(len(leftover) + self._chunk_size)
+        self._chunk[: len(leftover)] = leftover
+        self._start = 0
+        self._end = len(leftover)
