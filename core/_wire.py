@@ -16,7 +16,10 @@ from .errors import PDUDecodeError
 
 __all__ = [
     "ITEM_HEADER",
+    "MAX_UID_LENGTH",
+    "check_uid",
     "decode_ae_title",
+    "decode_reserved_ae_title",
     "decode_text",
     "decode_uid",
     "encode_ae_title",
@@ -25,6 +28,9 @@ __all__ = [
     "iter_items",
     "read_u16_prefixed",
 ]
+
+#: The longest UID PS3.5 9.1 allows.
+MAX_UID_LENGTH = 64
 
 #: item type, reserved (or sub-item version), item length
 ITEM_HEADER = struct.Struct(">BBH")
@@ -89,9 +95,26 @@ def decode_uid(value: Buffer, field: str) -> str:
     """Decode a UID (PS3.8 Annex F).
 
     UIDs on the wire are not padded, but some implementations add a trailing
-    NUL as they would in a data set (PS3.5 9.1); it is removed here.
+    NUL as they would in a data set (PS3.5 9.1); it is removed here. A UID
+    longer than 64 characters is an invalid parameter value.
     """
-    return decode_text(value, field).rstrip("\x00 ")
+    uid = decode_text(value, field).rstrip("\x00 ")
+    if len(uid) > MAX_UID_LENGTH:
+        raise PDUDecodeError(
+            f"UID of {len(uid)} characters, more than {MAX_UID_LENGTH}", field=field
+        )
+    return uid
+
+
+def check_uid(name: str, uid: str) -> None:
+    """Raise :class:`ValueError` if ``uid`` could not be sent (PS3.5 9.1: at most 64 ASCII bytes).
+
+    Values are checked when they are built, so that we never send what we would refuse.
+    """
+    if not uid.isascii():
+        raise ValueError(f"{name}: UID {uid!r} is not ASCII")
+    if len(uid) > MAX_UID_LENGTH:
+        raise ValueError(f"{name}: UID {uid!r} is longer than {MAX_UID_LENGTH} characters")
 
 
 def encode_uid(uid: str) -> bytes:
@@ -102,6 +125,19 @@ def encode_uid(uid: str) -> bytes:
 def decode_ae_title(value: Buffer, field: str) -> str:
     """Decode a 16-byte AE title; leading and trailing spaces are not significant (PS3.5)."""
     return decode_text(value, field).strip(" \x00")
+
+
+def decode_reserved_ae_title(value: Buffer) -> str:
+    """Decode an AE title field that is reserved and "not tested when received".
+
+    The A-ASSOCIATE-AC echoes the request's AE titles in reserved fields (PS3.8
+    9.3.3); whatever they hold must not fail the PDU, so bytes outside ISO 646
+    become ``?`` instead of raising.
+    """
+    raw = bytes(value)
+    if not raw.isascii():
+        raw = bytes(b if b < 0x80 else 0x3F for b in raw)
+    return raw.decode("ascii").strip(" \x00")
 
 
 def encode_ae_title(title: str) -> bytes:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
-from typing import ClassVar, Union
+from collections.abc import Iterable, Iterator
+from typing import ClassVar, TypeAlias
 
 import attrs
 
 from ._wire import (
+    check_uid,
     decode_ae_title,
+    decode_reserved_ae_title,
     decode_uid,
     encode_ae_title,
     encode_item,
@@ -126,8 +128,38 @@ class RejectReason(enum.IntEnum):
     LOCAL_LIMIT_EXCEEDED = 2
 
 
-def _uid_tuple(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def _uid_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
+
+
+def _rq_contexts(value: Iterable[PresentationContextRQ]) -> tuple[PresentationContextRQ, ...]:
+    return tuple(value)
+
+
+def _ac_contexts(value: Iterable[PresentationContextAC]) -> tuple[PresentationContextAC, ...]:
+    return tuple(value)
+
+
+def _pdv_tuple(value: Iterable[PresentationDataValue]) -> tuple[PresentationDataValue, ...]:
+    return tuple(value)
+
+
+def _check_uid(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
+    check_uid(attr.name, value)
+
+
+def _check_optional_uid(
+    _inst: object, attr: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None:
+        check_uid(attr.name, value)
+
+
+def _check_uids(
+    _inst: object, attr: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for uid in value:
+        check_uid(attr.name, uid)
 
 
 # -- presentation context items -------------------------------------------------------
@@ -141,8 +173,8 @@ class PresentationContextRQ:
     context_id: int = attrs.field(
         validator=attrs.validators.and_(attrs.validators.ge(1), attrs.validators.le(255))
     )
-    abstract_syntax: str
-    transfer_syntaxes: tuple[str, ...] = attrs.field(converter=_uid_tuple)
+    abstract_syntax: str = attrs.field(validator=_check_uid)
+    transfer_syntaxes: tuple[str, ...] = attrs.field(converter=_uid_tuple, validator=_check_uids)
 
     def to_bytes(self) -> bytes:
         value = bytes((self.context_id, 0, 0, 0)) + encode_item(
@@ -191,7 +223,7 @@ class PresentationContextAC:
     result: int = attrs.field(
         validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(255))
     )
-    transfer_syntax: str | None
+    transfer_syntax: str | None = attrs.field(validator=_check_optional_uid)
 
     def to_bytes(self) -> bytes:
         value = bytes((self.context_id, 0, self.result, 0))
@@ -225,26 +257,21 @@ class PresentationContextAC:
 # -- A-ASSOCIATE-RQ / AC ----------------------------------------------------------------
 
 
-def _encode_associate(
-    pdu_type: int,
-    protocol_version: int,
-    called: str,
-    calling: str,
-    application_context_name: str,
-    contexts: tuple[PresentationContextRQ, ...] | tuple[PresentationContextAC, ...],
-    user_information: UserInformation,
-) -> bytes:
+def _encode_associate(pdu: AAssociateRQ | AAssociateAC) -> bytes:
     body = b"".join(
         [
             _ASSOC_FIXED.pack(
-                protocol_version, 0, encode_ae_title(called), encode_ae_title(calling)
+                pdu.protocol_version,
+                0,
+                encode_ae_title(pdu.called_ae_title),
+                encode_ae_title(pdu.calling_ae_title),
             ),
-            encode_item(0x10, encode_uid(application_context_name)),
-            *(cx.to_bytes() for cx in contexts),
-            user_information.to_bytes(),
+            encode_item(0x10, encode_uid(pdu.application_context_name)),
+            *(cx.to_bytes() for cx in pdu.presentation_contexts),
+            pdu.user_information.to_bytes(),
         ]
     )
-    return PDU_HEADER.pack(pdu_type, 0, len(body)) + body
+    return PDU_HEADER.pack(pdu.pdu_type, 0, len(body)) + body
 
 
 def _decode_associate(
@@ -254,7 +281,7 @@ def _decode_associate(
         raise PDUDecodeError(
             f"variable field is {len(body)} bytes, shorter than the 68 fixed bytes", field=name
         )
-    version, _, called, calling = _ASSOC_FIXED.unpack_from(body)
+    version, _, raw_called, raw_calling = _ASSOC_FIXED.unpack_from(body)
     app_context: str | None = None
     contexts: list[memoryview] = []
     user_info: UserInformation | None = None
@@ -270,10 +297,17 @@ def _decode_associate(
     if user_info is None:
         # PS3.8 9.3.2: the User Information item is mandatory (it carries the Maximum Length)
         raise PDUDecodeError("no User Information item (50H)", field=name)
+    if context_type == PresentationContextAC.item_type:
+        # PS3.8 9.3.3: in the AC both titles are reserved fields, "not tested when received"
+        called = decode_reserved_ae_title(raw_called)
+        calling = decode_reserved_ae_title(raw_calling)
+    else:
+        called = decode_ae_title(raw_called, name + " Called-AE-title")
+        calling = decode_ae_title(raw_calling, name + " Calling-AE-title")
     return (
         version,
-        decode_ae_title(called, name + " Called-AE-title"),
-        decode_ae_title(calling, name + " Calling-AE-title"),
+        called,
+        calling,
         app_context,
         contexts,
         user_info,
@@ -296,22 +330,17 @@ class AAssociateRQ:
     pdu_type: ClassVar[int] = PDUType.A_ASSOCIATE_RQ
     called_ae_title: str = attrs.field(validator=_check_ae)
     calling_ae_title: str = attrs.field(validator=_check_ae)
-    presentation_contexts: tuple[PresentationContextRQ, ...] = attrs.field(converter=tuple)
-    user_information: UserInformation = UserInformation()
-    application_context_name: str = APPLICATION_CONTEXT_NAME
+    presentation_contexts: tuple[PresentationContextRQ, ...] = attrs.field(
+        converter=_rq_contexts
+    )
+    user_information: UserInformation = attrs.field(factory=UserInformation)
+    application_context_name: str = attrs.field(default=APPLICATION_CONTEXT_NAME,
+                                                validator=_check_uid)
     #: bit 0 set: protocol version 1 (the only one, PS3.8 9.3.2)
     protocol_version: int = 1
 
     def to_bytes(self) -> bytes:
-        return _encode_associate(
-            self.pdu_type,
-            self.protocol_version,
-            self.called_ae_title,
-            self.calling_ae_title,
-            self.application_context_name,
-            self.presentation_contexts,
-            self.user_information,
-        )
+        return _encode_associate(self)
 
     @classmethod
     def from_body(cls, body: memoryview) -> AAssociateRQ:
@@ -338,21 +367,16 @@ class AAssociateAC:
     pdu_type: ClassVar[int] = PDUType.A_ASSOCIATE_AC
     called_ae_title: str = attrs.field(validator=_check_ae)
     calling_ae_title: str = attrs.field(validator=_check_ae)
-    presentation_contexts: tuple[PresentationContextAC, ...] = attrs.field(converter=tuple)
-    user_information: UserInformation = UserInformation()
-    application_context_name: str = APPLICATION_CONTEXT_NAME
+    presentation_contexts: tuple[PresentationContextAC, ...] = attrs.field(
+        converter=_ac_contexts
+    )
+    user_information: UserInformation = attrs.field(factory=UserInformation)
+    application_context_name: str = attrs.field(default=APPLICATION_CONTEXT_NAME,
+                                                validator=_check_uid)
     protocol_version: int = 1
 
     def to_bytes(self) -> bytes:
-        return _encode_associate(
-            self.pdu_type,
-            self.protocol_version,
-            self.called_ae_title,
-            self.calling_ae_title,
-            self.application_context_name,
-            self.presentation_contexts,
-            self.user_information,
-        )
+        return _encode_associate(self)
 
     @classmethod
     def from_body(cls, body: memoryview) -> AAssociateAC:
@@ -470,7 +494,7 @@ class PDataTF:
     """P-DATA-TF PDU (PS3.8 9.3.5). For tests and tools; transports use :func:`iter_pdvs`."""
 
     pdu_type: ClassVar[int] = PDUType.P_DATA_TF
-    values: tuple[PresentationDataValue, ...] = attrs.field(converter=tuple)
+    values: tuple[PresentationDataValue, ...] = attrs.field(converter=_pdv_tuple)
 
     def to_bytes(self) -> bytes:
         parts = [
@@ -482,12 +506,13 @@ class PDataTF:
 
     @classmethod
     def from_body(cls, body: memoryview) -> PDataTF:
-        return cls(
-            tuple(
-                PresentationDataValue(cid, bool(ctrl & 1), bool(ctrl & 2), bytes(data))
-                for cid, ctrl, data in iter_pdvs(body)
-            )
-        )
+        values = []
+        for cid, ctrl, data in iter_pdvs(body):
+            if cid == 0:
+                # PS3.8 9.3.5.1: IDs are odd integers 1-255; iter_pdvs leaves that to DIMSE
+                raise PDUDecodeError("PDV with presentation context ID 0", field="P-DATA-TF")
+            values.append(PresentationDataValue(cid, bool(ctrl & 1), bool(ctrl & 2), bytes(data)))
+        return cls(tuple(values))
 
 
 def iter_pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
@@ -525,7 +550,9 @@ def pdata_header(context_id: int, control: int, data_length: int) -> bytes:
 
 # -- dispatch ---------------------------------------------------------------------------------
 
-PDU = Union[AAssociateRQ, AAssociateAC, AAssociateRJ, PDataTF, AReleaseRQ, AReleaseRP, AAbort]
+PDU: TypeAlias = (
+    AAssociateRQ | AAssociateAC | AAssociateRJ | PDataTF | AReleaseRQ | AReleaseRP | AAbort
+)
 
 _PDU_CLASSES: dict[int, type[PDU]] = {
     cls.pdu_type: cls

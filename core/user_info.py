@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import ClassVar, TypeVar, Union
+from collections.abc import Iterable
+from typing import ClassVar, TypeAlias, TypeVar
 
 import attrs
 
 from ._wire import (
+    check_uid,
     decode_text,
     decode_uid,
     encode_item,
@@ -61,8 +63,18 @@ _U16x2 = struct.Struct(">HH")
 
 
 def _check_uid(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
-    if len(value) > 64:
-        raise ValueError(f"{attr.name}: UID {value!r} is longer than 64 characters")
+    check_uid(attr.name, value)
+
+
+def _uid_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _check_uids(
+    _inst: object, attr: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for uid in value:
+        check_uid(attr.name, uid)
 
 
 @attrs.frozen
@@ -199,7 +211,9 @@ class SOPClassCommonExtendedNegotiation:
     item_type: ClassVar[int] = 0x57
     sop_class_uid: str = attrs.field(validator=_check_uid)
     service_class_uid: str = attrs.field(validator=_check_uid)
-    related_general_sop_class_uids: tuple[str, ...] = ()
+    related_general_sop_class_uids: tuple[str, ...] = attrs.field(
+        default=(), converter=_uid_tuple, validator=_check_uids
+    )
     #: the sub-item version, carried in the header's second byte; 0 in PS3.7 today
     version: int = 0
 
@@ -302,18 +316,18 @@ class UnknownSubItem:
         return self.value
 
 
-SubItem = Union[
-    MaximumLength,
-    ImplementationClassUID,
-    AsyncOperationsWindow,
-    SCPSCURoleSelection,
-    ImplementationVersionName,
-    SOPClassExtendedNegotiation,
-    SOPClassCommonExtendedNegotiation,
-    UserIdentityRQ,
-    UserIdentityAC,
-    UnknownSubItem,
-]
+SubItem: TypeAlias = (
+    MaximumLength
+    | ImplementationClassUID
+    | AsyncOperationsWindow
+    | SCPSCURoleSelection
+    | ImplementationVersionName
+    | SOPClassExtendedNegotiation
+    | SOPClassCommonExtendedNegotiation
+    | UserIdentityRQ
+    | UserIdentityAC
+    | UnknownSubItem
+)
 
 _DECODERS = {
     cls.item_type: cls
