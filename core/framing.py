@@ -108,6 +108,14 @@ class PDUReader:
         """Append bytes that are already in memory (tests, asyncio ``data_received``)."""
         view = memoryview(data).cast("B")
         while view:
+            pending = self._pending
+            if (pending is None or self._pending_fill == len(pending)) and (
+                len(view) > len(self._chunk) - self._end
+            ):
+                # More than this chunk can take: one new chunk for all of it. Filling
+                # chunk after chunk would copy the unread bytes again at every chunk
+                # boundary, quadratic in the size of a large feed.
+                self._new_chunk(len(view))
             target = self.get_buffer()
             n = min(len(target), len(view))
             target[:n] = view[:n]
@@ -155,15 +163,17 @@ class PDUReader:
         self._start = self._end
         return None
 
-    def _new_chunk(self) -> None:
+    def _new_chunk(self, min_free: int = 0) -> None:
         """Start a fresh chunk, carrying over the bytes not yet handed out.
 
-        Normally that is at most an incomplete PDU header; after :meth:`feed` of
-        more than a chunk without :meth:`next_pdu` in between it can be more, and
-        the new chunk grows to hold it.
+        Normally that is at most an incomplete PDU header; after :meth:`feed`
+        without :meth:`next_pdu` in between it can be more. The new chunk has room
+        for ``min_free`` more bytes and at least doubles when it carries much over,
+        so repeated feeds without reading copy each byte a bounded number of times.
         """
         leftover = self._chunk[self._start : self._end]
-        self._chunk = bytearray(len(leftover) + self._chunk_size)
+        free = max(self._chunk_size, min_free, len(leftover))
+        self._chunk = bytearray(len(leftover) + free)
         self._chunk[: len(leftover)] = leftover
         self._start = 0
         self._end = len(leftover)
