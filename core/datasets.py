@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import zlib
-from typing import Union
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -36,7 +35,7 @@ __all__ = [
     "part10_header",
 ]
 
-_Buffer = Union[bytes, bytearray, memoryview]
+_Buffer = bytes | bytearray | memoryview
 
 #: 128-byte preamble and the DICM prefix of a Part 10 file (PS3.10 7.1)
 PREAMBLE = bytes(128) + b"DICM"
@@ -120,4 +119,3 @@ def part10_header(file_meta: FileMetaDataset) -> bytes:
     fp.is_little_endian = True
     write_file_meta_info(fp, file_meta, enforce_standard=True)
     return PREAMBLE + fp.getvalue()
-

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag, Tag
@@ -120,14 +120,12 @@ class InterventionEvent(NamedTuple):
         return self.name
 
 
-EventType = Union[NotificationEvent, InterventionEvent]
+EventType = NotificationEvent | InterventionEvent
 HandlerFunc = Callable[..., Any]
 #: ``(event, handler)`` or ``(event, handler, [extra args])``, as passed in ``evt_handlers``
-EventHandlerType = Union[
-    tuple[EventType, HandlerFunc], tuple[EventType, HandlerFunc, Sequence[Any]]
-]
+EventHandlerType = tuple[EventType, HandlerFunc] | tuple[EventType, HandlerFunc, Sequence[Any]]
 
-# -- notification events ---------------------------------------------------------------
+# -- notification events ----------------------------------------------------------------------
 EVT_ABORTED = NotificationEvent("EVT_ABORTED", "Association aborted")
 EVT_ACCEPTED = NotificationEvent("EVT_ACCEPTED", "Association request accepted")
 EVT_ESTABLISHED = NotificationEvent("EVT_ESTABLISHED", "Association established")
@@ -146,7 +144,7 @@ EVT_ACSE_RECV = NotificationEvent("EVT_ACSE_RECV", "ACSE primitive received from
 EVT_ACSE_SENT = NotificationEvent("EVT_ACSE_SENT", "ACSE primitive sent to the UL")
 EVT_FSM_TRANSITION = NotificationEvent("EVT_FSM_TRANSITION", "State machine transitioning")
 
-# -- intervention events ---------------------------------------------------------------
+# -- intervention events ----------------------------------------------------------------------
 EVT_ASYNC_OPS = InterventionEvent("EVT_ASYNC_OPS", "Asynchronous operations negotiation requested")
 EVT_SOP_COMMON = InterventionEvent("EVT_SOP_COMMON", "SOP class common extended negotiation")
 EVT_SOP_EXTENDED = InterventionEvent("EVT_SOP_EXTENDED", "SOP class extended negotiation")
@@ -164,12 +162,13 @@ EVT_N_GET = InterventionEvent("EVT_N_GET", "N-GET request received")
 EVT_N_SET = InterventionEvent("EVT_N_SET", "N-SET request received")
 
 _ALL_EVENTS: tuple[EventType, ...] = tuple(
-    value for name, value in sorted(globals().items())
+    value
+    for name, value in sorted(globals().items())
     if name.startswith("EVT_") and isinstance(value, NotificationEvent | InterventionEvent)
 )
 
 
-# -- default handlers for intervention events ---------------------------------------------
+# -- default handlers for intervention events ------------------------------------------------
 
 
 class NoHandlerBound(NotImplementedError):
@@ -206,7 +205,7 @@ def get_default_handler(event: InterventionEvent) -> HandlerFunc:
     return _DEFAULT_HANDLERS.get(event, _refuse)
 
 
-# -- binding -------------------------------------------------------------------------------
+# -- binding ---------------------------------------------------------------------------------
 
 
 class HandlerTable:
@@ -225,7 +224,9 @@ class HandlerTable:
         self._version = 0
 
     # mutation
-    def bind(self, event: EventType, handler: HandlerFunc, args: Sequence[Any] | None = None) -> None:
+    def bind(
+        self, event: EventType, handler: HandlerFunc, args: Sequence[Any] | None = None
+    ) -> None:
         """Bind ``handler`` to ``event``; an intervention event keeps only the last one bound."""
         extra = tuple(args or ())
         if isinstance(event, InterventionEvent):
@@ -261,9 +262,11 @@ class HandlerTable:
             if len(entry) == 2:
                 self.bind(entry[0], entry[1])
             elif len(entry) == 3:
-                self.bind(entry[0], entry[1], entry[2])  # type: ignore[misc]
+                self.bind(entry[0], entry[1], entry[2])
             else:
-                raise ValueError(f"evt_handlers entries are (event, handler[, args]), not {entry!r}")
+                raise ValueError(
+                    f"evt_handlers entries are (event, handler[, args]), not {entry!r}"
+                )
 
     @property
     def version(self) -> int:
@@ -342,14 +345,12 @@ class Event:
         try:
             return self._attrs[name]
         except KeyError:
-            raise AttributeError(
-                f"'{self.event.name}' event has no attribute '{name}'"
-            ) from None
+            raise AttributeError(f"'{self.event.name}' event has no attribute '{name}'") from None
 
     def __repr__(self) -> str:
         return f"<Event {self.event.name} at {self.timestamp:%H:%M:%S.%f}>"
 
-    # -- data sets -------------------------------------------------------------------------
+    # -- data sets ----------------------------------------------------------------------------
     def _dataset(self, what: str) -> Dataset:
         """Decode the request's data set once, in the context's transfer syntax."""
         if self._decoded is None:
@@ -419,10 +420,11 @@ class Event:
                 implementation_class_uid=self.assoc.ae.implementation_class_uid,
                 implementation_version_name=self.assoc.ae.implementation_version_name,
                 source_ae_title=self.assoc.requestor.ae_title
-                if self.assoc.is_acceptor else self.assoc.acceptor.ae_title,
+                if self.assoc.is_acceptor
+                else self.assoc.acceptor.ae_title,
             )
             self._attrs["_file_meta"] = meta
-        return meta  # type: ignore[no-any-return]
+        return meta
 
     def encoded_dataset(self, include_meta: bool = True) -> bytes:
         """The data set as received, optionally as a whole Part 10 file; never re-encoded."""
@@ -432,12 +434,12 @@ class Event:
             if path is None:
                 raise AttributeError(f"the '{self.event.name}' event has no data set")
             raw = Path(path).read_bytes()
-            return raw if include_meta else raw[len(part10_header(self.file_meta)):]
+            return raw if include_meta else raw[len(part10_header(self.file_meta)) :]
         if not include_meta:
             return bytes(data)
         return part10_header(self.file_meta) + bytes(data)
 
-    # -- request details ---------------------------------------------------------------------
+    # -- request details ----------------------------------------------------------------------
     @property
     def is_cancelled(self) -> bool:
         """Whether a C-CANCEL has arrived for this C-FIND, C-GET or C-MOVE request."""

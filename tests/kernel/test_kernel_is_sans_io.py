@@ -18,7 +18,12 @@ import dicomnet
 FORBIDDEN = {"socket", "select", "selectors", "threading", "asyncio", "ssl", "time"}
 
 #: core modules that are adapters over the kernel, allowed to do I/O
-ADAPTERS: dict[str, str] = {}
+ADAPTERS: dict[str, str] = {
+    "transport": "the threaded transport: sockets, TLS, selectors",
+    "association": "runs an association in its own thread over the kernel",
+    "server": "accepts connections in a thread",
+    "ae": "owns servers and requestor associations (threads)",
+}
 
 CORE = Path(dicomnet.__file__).parent
 KERNEL_MODULES = sorted(

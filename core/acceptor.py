@@ -1,0 +1,201 @@
+"""The acceptor's side of an association: from TCP connection to release (PS3.8 7.1, 9.2).
+
+:func:`serve_as_acceptor` runs in the association's own thread, so a peer
+that connects and says nothing -- or never finishes its TLS handshake -- holds
+up nobody else. It asks the kernel for the A-ASSOCIATE-RQ (ARTIM bounds the
+wait, PS3.8 9.1.5), decides, and then serves the association until the
+connection closes.
+
+The decision is layered, each layer able to reject:
+
+1. the AE's limit on simultaneous associations (A-ASSOCIATE-RJ transient,
+   service provider presentation, *local limit exceeded*: PS3.8 Table 9-21);
+2. the plugins' ``dicomnet_accept_association`` policy hook;
+3. :func:`dicomnet.acse.accept_or_reject` with the AE's configuration: protocol
+   version, application context, called/calling AE titles, presentation
+   contexts and roles, and the application's answers to the negotiation
+   events (``EVT_USER_ID``, ``EVT_SOP_EXTENDED``, ``EVT_SOP_COMMON``,
+   ``EVT_ASYNC_OPS``) or, for user identity, the plugins'
+   ``dicomnet_verify_user_identity``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from pydicom.uid import UID
+
+from .acse import (
+    AcceptorConfig,
+    IdentityVerifier,
+    accept_or_reject,
+    describe_rejection,
+    reject_local_limit_exceeded,
+)
+from .events import (
+    EVT_ACCEPTED,
+    EVT_ACSE_SENT,
+    EVT_ASYNC_OPS,
+    EVT_CONN_OPEN,
+    EVT_ESTABLISHED,
+    EVT_REJECTED,
+    EVT_REQUESTED,
+    EVT_SOP_COMMON,
+    EVT_SOP_EXTENDED,
+    EVT_USER_ID,
+)
+from .pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
+from .user_info import AsyncOperationsWindow, UserIdentityRQ
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .association import Association
+
+__all__ = ["serve_as_acceptor"]
+
+LOGGER = logging.getLogger("dicomnet.assoc")
+
+
+def serve_as_acceptor(assoc: Association) -> None:
+    """Negotiate, then serve, one accepted connection (in the association's thread)."""
+    channel = assoc._channel
+    assert channel is not None
+    ul = assoc._make_upper_layer()
+    assoc._notify(EVT_CONN_OPEN, address=channel.peer)
+    with assoc._lock:
+        ul.connection_made()
+    assoc._pump(lambda: assoc._rq is not None or assoc._closed)
+    rq = assoc._rq
+    if rq is None:
+        return
+    _record_requestor(assoc, rq)
+    assoc._notify(EVT_REQUESTED)
+    try:
+        decision = decide(assoc, rq)
+    except Exception:
+        LOGGER.exception("Error while deciding on an association request; rejecting it")
+        decision = None
+    if decision is None or isinstance(decision, AAssociateRJ):
+        rj = decision if decision is not None else AAssociateRJ(2, 1, 1)
+        LOGGER.info(
+            "Rejecting the association from %r: %s", rq.calling_ae_title, describe_rejection(rj)
+        )
+        with assoc._lock:
+            ul.reject(rj)
+        assoc._notify(EVT_ACSE_SENT, primitive=rj)
+        assoc._flush()
+        assoc.is_rejected = True
+        assoc._notify(EVT_REJECTED)
+    else:
+        result = decision
+        assert isinstance(result.response, AAssociateAC)
+        with assoc._lock:
+            ul.accept(result.response)
+        assoc._notify(EVT_ACSE_SENT, primitive=result.response)
+        assoc._flush()
+        assoc._established(result)
+        assoc.acceptor.maximum_length = result.max_receive_length
+        assoc._notify(EVT_ACCEPTED)
+        assoc._notify(EVT_ESTABLISHED)
+    assoc._pump(lambda: False)
+
+
+def _record_requestor(assoc: Association, rq: AAssociateRQ) -> None:
+    user = assoc.requestor
+    user.ae_title = rq.calling_ae_title
+    info = rq.user_information
+    user.maximum_length = info.maximum_length
+    user.implementation_class_uid = (
+        UID(info.implementation_class_uid) if info.implementation_class_uid else None
+    )
+    user.implementation_version_name = info.implementation_version_name
+    window = info.async_ops_window
+    if window is not None:
+        user.asynchronous_operations = (window.maximum_invoked, window.maximum_performed)
+    user.role_selection = {UID(item.sop_class_uid): item for item in info.role_selection}
+    user.sop_class_extended = {
+        UID(item.sop_class_uid): item.service_class_application_information
+        for item in info.sop_class_extended
+    }
+    user.sop_class_common_extended = {
+        UID(item.sop_class_uid): item for item in info.sop_class_common_extended
+    }
+    user.user_identity = info.user_identity_rq
+    assoc.acceptor.ae_title = assoc._ae_title_override or assoc.ae.ae_title
+
+
+def decide(assoc: Association, rq: AAssociateRQ) -> Any:
+    """Accept (a :class:`~dicomnet.acse.NegotiationResult`) or reject (an A-ASSOCIATE-RJ)."""
+    ae = assoc.ae
+    if len(ae.active_associations) > ae.maximum_associations:
+        return reject_local_limit_exceeded()
+    verdict = ae._plugin_manager.hook.dicomnet_accept_association(assoc=assoc, request=rq)
+    if isinstance(verdict, AAssociateRJ):
+        return verdict
+    config: AcceptorConfig = ae._acceptor_config(assoc._contexts_override, assoc._ae_title_override)
+    info = rq.user_information
+    changes: dict[str, Any] = {}
+    verifier = _identity_verifier(assoc, info.user_identity_rq)
+    if verifier is not None:
+        changes["identity_verifier"] = verifier
+    if info.sop_class_extended and assoc._listens(EVT_SOP_EXTENDED):
+        requested = {
+            UID(item.sop_class_uid): item.service_class_application_information
+            for item in info.sop_class_extended
+        }
+        answers = assoc._intervene(EVT_SOP_EXTENDED, {"app_info": requested}) or {}
+        changes["sop_class_extended"] = {
+            str(uid): bytes(value) for uid, value in answers.items() if value is not None
+        }
+    if info.sop_class_common_extended and assoc._listens(EVT_SOP_COMMON):
+        items = {UID(item.sop_class_uid): item for item in info.sop_class_common_extended}
+        accepted = assoc._intervene(EVT_SOP_COMMON, {"items": items}) or {}
+        changes["accept_specialized"] = bool(accepted)
+    if info.async_ops_window is not None and assoc._listens(EVT_ASYNC_OPS):
+        window = info.async_ops_window
+        try:
+            invoked, performed = assoc._intervene(
+                EVT_ASYNC_OPS,
+                {"invoked": window.maximum_invoked, "performed": window.maximum_performed},
+            )
+            changes["async_window"] = AsyncOperationsWindow(int(invoked), int(performed))
+        except Exception:
+            LOGGER.exception("The EVT_ASYNC_OPS handler failed; operations stay synchronous")
+    if changes:
+        config = attrs.evolve(config, **changes)
+    return accept_or_reject(rq, config)
+
+
+def _identity_verifier(
+    assoc: Association, identity: UserIdentityRQ | None
+) -> IdentityVerifier | None:
+    """The user identity policy: the ``EVT_USER_ID`` handler, else the plugins' hook."""
+    if identity is None:
+        return None
+    hook = assoc.ae._plugin_manager.hook.dicomnet_verify_user_identity
+    if not assoc._listens(EVT_USER_ID) and not hook.get_hookimpls():
+        return None  # nobody verifies identities: accept without a response (PS3.7 D.3.3.7)
+
+    def verify(item: UserIdentityRQ) -> bytes | AAssociateRJ | None:
+        if assoc._listens(EVT_USER_ID):
+            attrs_ = {
+                "user_id_type": item.user_identity_type,
+                "primary_field": item.primary_field,
+                "secondary_field": item.secondary_field or None,
+            }
+            try:
+                verified, response = assoc._intervene(EVT_USER_ID, attrs_)
+            except Exception:
+                LOGGER.exception("The EVT_USER_ID handler failed; rejecting the identity")
+                return None
+        else:
+            answer = hook(assoc=assoc, identity=item)
+            if answer is None:
+                return b""
+            verified, response = answer
+        if not verified:
+            return None
+        return bytes(response or b"")
+
+    return verify

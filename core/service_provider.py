@@ -1,0 +1,267 @@
+"""The DIMSE service provider side: route a received request to its service class (PS3.7 9, 10).
+
+For each complete request the association hands over, :func:`dispatch` finds
+the service class that claims the presentation context's abstract syntax in
+the AE's registry (built once from the plugins) and calls its SCP with a
+:class:`Call` -- the association layer's implementation of
+:class:`dicomnet.service.ServiceCall`.
+
+What PS3.7 asks when a request cannot be served is answered here, with the
+matching response type so the peer is never left waiting:
+
+* no service class claims the SOP class, or we may not act as SCP on the
+  context: *SOP Class not supported* (0122H, PS3.7 C.5.3 / C.4.3);
+* the service class does not serve that DIMSE operation: *Unrecognized
+  operation* (0211H, PS3.7 C.5.6 / C.4.5);
+* the SCP itself raised (a bug in a plugin, not in the application's
+  handler, which the plugin already maps to a status): the service class's
+  failure status, and a log record. The association goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from . import dimse_messages as dm
+from .acse import NegotiatedContext
+from .datasets import encode_dataset
+from .errors import LocalProtocolError
+from .events import InterventionEvent
+from .status import StatusTable, code_to_category
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .association import Association
+    from .service import ServiceClass
+
+__all__ = ["Call", "ContextView", "dispatch"]
+
+LOGGER = logging.getLogger("dicomnet.assoc")
+
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+UNRECOGNIZED_OPERATION = 0x0211
+
+_RESPONSE_TYPES: dict[type[dm.DimseMessage], type[dm.DimseResponse]] = {
+    dm.CStoreRQ: dm.CStoreRSP,
+    dm.CFindRQ: dm.CFindRSP,
+    dm.CGetRQ: dm.CGetRSP,
+    dm.CMoveRQ: dm.CMoveRSP,
+    dm.CEchoRQ: dm.CEchoRSP,
+    dm.NEventReportRQ: dm.NEventReportRSP,
+    dm.NGetRQ: dm.NGetRSP,
+    dm.NSetRQ: dm.NSetRSP,
+    dm.NActionRQ: dm.NActionRSP,
+    dm.NCreateRQ: dm.NCreateRSP,
+    dm.NDeleteRQ: dm.NDeleteRSP,
+}
+
+
+class ContextView:
+    """An accepted context as handlers see it (``event.context``) and SCPs use it.
+
+    Unpacks like pynetdicom's ``PresentationContextTuple`` -- ``(context_id,
+    abstract_syntax, transfer_syntax)`` with :class:`pydicom.uid.UID` syntaxes --
+    and also tells the local roles, as :class:`dicomnet.service.AcceptedContext`.
+    """
+
+    __slots__ = ("abstract_syntax", "as_scp", "as_scu", "context_id", "transfer_syntax")
+
+    def __init__(self, context: NegotiatedContext) -> None:
+        self.context_id = context.context_id
+        self.abstract_syntax = UID(context.abstract_syntax)
+        self.transfer_syntax = UID(context.transfer_syntax or "")
+        self.as_scu = context.as_scu
+        self.as_scp = context.as_scp
+
+    def __iter__(self) -> Any:
+        return iter((self.context_id, self.abstract_syntax, self.transfer_syntax))
+
+    def __repr__(self) -> str:
+        return (
+            f"ContextView(context_id={self.context_id}, "
+            f"abstract_syntax={self.abstract_syntax!r}, transfer_syntax={self.transfer_syntax!r})"
+        )
+
+
+def _affected_sop_class(message: dm.DimseMessage) -> str | None:
+    uid = getattr(message, "AffectedSOPClassUID", None)
+    return uid if uid is not None else getattr(message, "RequestedSOPClassUID", None)
+
+
+def response_for(request: dm.DimseMessage, status: int) -> dm.DimseResponse:
+    """A bare response of the right type for ``request``, with ``status``."""
+    response_type = _RESPONSE_TYPES[type(request)]
+    fields: dict[str, Any] = {
+        "MessageIDBeingRespondedTo": request.MessageID,  # type: ignore[attr-defined]
+        "Status": status,
+    }
+    sop_class = _affected_sop_class(request)
+    if sop_class is not None:
+        fields["AffectedSOPClassUID"] = sop_class
+    instance = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
+        request, "RequestedSOPInstanceUID", None
+    )
+    if instance is not None and "AffectedSOPInstanceUID" in attrs_fields(response_type):
+        fields["AffectedSOPInstanceUID"] = instance
+    return response_type(**fields)
+
+
+def attrs_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in attrs.fields(cls))
+
+
+class Call:
+    """One received request, as a service class's SCP sees it (``ServiceCall``)."""
+
+    __slots__ = (
+        "_assoc",
+        "_context",
+        "_data",
+        "_event_context",
+        "_final_sent",
+        "_request",
+        "_service",
+    )
+
+    def __init__(
+        self,
+        assoc: Association,
+        context: NegotiatedContext,
+        request: dm.DimseRequest,
+        data: bytes | None,
+        service: ServiceClass,
+    ) -> None:
+        self._assoc = assoc
+        self._context = context
+        self._event_context = ContextView(context)
+        self._request = request
+        self._data = data
+        self._service = service
+        self._final_sent = False
+
+    @property
+    def assoc(self) -> Association:
+        return self._assoc
+
+    @property
+    def context(self) -> ContextView:
+        return self._event_context
+
+    @property
+    def request(self) -> dm.DimseRequest:
+        return self._request
+
+    @property
+    def has_dataset(self) -> bool:
+        return self._data is not None
+
+    @property
+    def dataset_bytes(self) -> bytes | None:
+        """The request's data set exactly as received (not decoded)."""
+        return self._data
+
+    @property
+    def status_table(self) -> StatusTable:
+        return self._service.status_table
+
+    @property
+    def service(self) -> ServiceClass:
+        return self._service
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._assoc._is_cancelled(self._request.MessageID)
+
+    @property
+    def final_sent(self) -> bool:
+        """Whether a final (non-pending) response has been sent."""
+        return self._final_sent
+
+    def trigger(self, event: InterventionEvent, /, **attrs: Any) -> Any:
+        message_id = self._request.MessageID
+        base: dict[str, Any] = {
+            "request": self._request,
+            "context": self._event_context,
+            "_dataset_bytes": self._data,
+            "_is_cancelled": lambda: self._assoc._is_cancelled(message_id),
+        }
+        base.update(attrs)
+        return self._assoc._intervene(event, base)
+
+    def send(self, response: dm.DimseResponse, dataset: Dataset | bytes | None = None) -> None:
+        data: bytes | None
+        if isinstance(dataset, Dataset):
+            data = encode_dataset(dataset, str(self._context.transfer_syntax))
+        else:
+            data = dataset
+        if code_to_category(response.Status) != "Pending":
+            self._final_sent = True
+        self._assoc._send_message(self._context.context_id, response, data)
+
+
+def _refuse(
+    assoc: Association, context_id: int, request: dm.DimseMessage, status: int, why: str
+) -> None:
+    LOGGER.warning("Refusing a %s: %s", request.message_name, why)
+    if type(request) not in _RESPONSE_TYPES:
+        return
+    with contextlib.suppress(LocalProtocolError):
+        assoc._send_message(context_id, response_for(request, status), None)
+
+
+def dispatch(
+    assoc: Association, context_id: int, request: dm.DimseMessage, data: bytes | None
+) -> None:
+    """Serve one received request (see the module docstring for the refusals)."""
+    context = assoc._by_id.get(context_id)
+    if context is None or not isinstance(request, dm.DimseRequest):
+        return  # the assembler only lets accepted contexts through
+    registry = assoc.ae._registry
+    service = registry.service_for(context.abstract_syntax)
+    sop_class = _affected_sop_class(request) or context.abstract_syntax
+    if service is None or service.scp is None:
+        _refuse(
+            assoc,
+            context_id,
+            request,
+            SOP_CLASS_NOT_SUPPORTED,
+            f"no service class serves '{sop_class}'",
+        )
+        return
+    if not service.serves(request.CommandField):
+        _refuse(
+            assoc,
+            context_id,
+            request,
+            UNRECOGNIZED_OPERATION,
+            f"the {service.name} service class does not serve {request.message_name}",
+        )
+        return
+    if not context.as_scp:
+        _refuse(
+            assoc,
+            context_id,
+            request,
+            SOP_CLASS_NOT_SUPPORTED,
+            f"the SCP role was not negotiated for '{context.abstract_syntax}'",
+        )
+        return
+    call = Call(assoc, context, request, data, service)
+    try:
+        service.scp(call)
+    except LocalProtocolError as exc:
+        LOGGER.error(
+            "The %s ended while serving a %s: %s", "association", request.message_name, exc
+        )
+    except Exception:
+        LOGGER.exception(
+            "The %s service class failed serving a %s", service.name, request.message_name
+        )
+        if not call.final_sent:
+            with contextlib.suppress(LocalProtocolError):
+                call.send(response_for(request, service.failure_status))

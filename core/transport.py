@@ -1,0 +1,262 @@
+"""Blocking sockets for the threaded transport: TCP and TLS (PS3.8 9.1, PS3.15 B.1).
+
+This module is the only place where the threaded transport touches the
+operating system's network API. It is deliberately small: the protocol lives
+in the sans-IO kernel, and this module only moves bytes.
+
+* :func:`connect` opens a TCP connection (IPv4 or IPv6) with a connection
+  timeout, ``TCP_NODELAY`` set, optionally wrapped in TLS.
+* :class:`Channel` wraps one connected socket for one association: the
+  association's own thread waits for readability with the kernel's next
+  deadline as the timeout (no polling loop, no sleep) and receives straight
+  into the framing buffer (``recv_into``); any thread may write, each batch
+  of PDUs with one ``sendmsg`` call (header and payload together, no copy).
+  TLS sockets cannot ``sendmsg``; their batches are joined and sent with
+  ``sendall``, and reads and writes are serialised because an OpenSSL
+  connection must not be used by two threads at once.
+* :class:`Listener` accepts connections until it is closed; closing wakes the
+  accept wait at once, through a socket pair, without polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import ssl
+import threading
+from collections.abc import Sequence
+from socket import socket as Socket
+
+__all__ = ["Channel", "Listener", "connect", "set_nodelay"]
+
+Buffer = bytes | bytearray | memoryview
+Address = tuple[str, int] | tuple[str, int, int, int]
+
+#: Most systems accept at least this many buffers per sendmsg (POSIX IOV_MAX >= 16;
+#: Linux allows 1024).
+_IOV_MAX = 512
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """Disable Nagle's algorithm: DICOM is request/response, a 40 ms stall per message hurts."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    timeout: float | None = None,
+    bind_address: tuple[str, int] | tuple[str, int, int, int] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> socket.socket:
+    """Open a TCP connection (IPv4 or IPv6), with TCP_NODELAY and optional TLS.
+
+    ``timeout`` bounds the TCP connection and the TLS handshake; ``None`` waits
+    as long as the operating system does. Raises :class:`OSError` (including
+    :class:`TimeoutError` and :class:`ssl.SSLError`) when the peer cannot be reached.
+    """
+    source = None
+    if bind_address is not None and (bind_address[0] or bind_address[1]):
+        source = (bind_address[0], bind_address[1])
+    sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
+    try:
+        set_nodelay(sock)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(sock, server_side=False, server_hostname=server_hostname)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def server_handshake(
+    sock: socket.socket, ssl_context: ssl.SSLContext, timeout: float | None
+) -> ssl.SSLSocket:
+    """Do the server side of a TLS handshake within ``timeout`` seconds.
+
+    Run it in the association's own thread: a client that connects and stays
+    silent then delays nobody but itself.
+    """
+    sock.settimeout(timeout)
+    tls = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    tls.do_handshake()
+    return tls
+
+
+class Channel:
+    """One connected socket of one association.
+
+    :param write_timeout: how long one write may block on a peer that does not
+        read (``None``: for ever). Reads are bounded by the timeout given to
+        :meth:`wait_readable`.
+    """
+
+    __slots__ = ("_closed", "_io_lock", "_selector", "_sock", "_tls", "local", "peer")
+
+    def __init__(self, sock: socket.socket, *, write_timeout: float | None = None) -> None:
+        self._sock = sock
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        # A timeout (even a long one) keeps the descriptor non-blocking inside
+        # CPython, so reads in one thread and writes in another never toggle
+        # its mode under each other.
+        sock.settimeout(write_timeout if write_timeout is not None else 365 * 24 * 3600.0)
+        self._io_lock = threading.Lock()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._closed = False
+        try:
+            self.peer: tuple[str, int] = sock.getpeername()[:2]
+        except OSError:
+            self.peer = ("", 0)
+        self.local: tuple[str, int] = sock.getsockname()[:2]
+
+    @property
+    def socket(self) -> Socket:
+        return self._sock
+
+    @property
+    def is_tls(self) -> bool:
+        return self._tls
+
+    def wait_readable(self, timeout: float | None) -> bool:
+        """Block until bytes can be read or ``timeout`` seconds pass; ``False`` on timeout."""
+        if self._tls and self._sock.pending():  # type: ignore[attr-defined]
+            return True
+        if timeout is not None and timeout < 0:
+            timeout = 0
+        try:
+            return bool(self._selector.select(timeout))
+        except (OSError, ValueError):  # closed under us: let recv_into report it
+            return True
+
+    def recv_into(self, buffer: memoryview) -> int | None:
+        """Receive into ``buffer``.
+
+        Returns the number of bytes received, ``0`` when the connection is closed
+        (by the peer, or by us from another thread), ``None`` when nothing is
+        available after all (a partial TLS record).
+        """
+        try:
+            if self._tls:
+                with self._io_lock:
+                    return self._sock.recv_into(buffer)
+            return self._sock.recv_into(buffer)
+        except (ssl.SSLWantReadError, TimeoutError, BlockingIOError):
+            return None
+        except OSError:
+            return 0
+
+    def write(self, buffers: Sequence[Buffer]) -> None:
+        """Write every buffer, in order, atomically with respect to other writers."""
+        if not buffers:
+            return
+        with self._io_lock:
+            if self._tls:
+                self._sock.sendall(b"".join(buffers))
+                return
+            pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+            sendmsg = self._sock.sendmsg
+            while pending:
+                sent = sendmsg(pending[:_IOV_MAX])
+                # drop what went out; a partial write leaves a tail to resend
+                while sent:
+                    head = pending[0]
+                    if sent >= len(head):
+                        sent -= len(head)
+                        pending.pop(0)
+                    else:
+                        pending[0] = head[sent:]
+                        sent = 0
+
+    def shutdown(self) -> None:
+        """Stop both directions now; a thread blocked on this socket wakes up."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._selector.close()
+        finally:
+            self._sock.close()
+
+
+class Listener:
+    """A listening socket whose :meth:`accept` can be interrupted by :meth:`close`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Wrap a bound, listening socket (possibly shared by worker processes)."""
+        sock.setblocking(False)
+        self._sock = sock
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def bind(cls, address: Address, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
+        """Listen on ``address`` (IPv4, or IPv6 when the host contains ``:``)."""
+        family = socket.AF_INET6 if ":" in address[0] or len(address) == 4 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            return cls(sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    @property
+    def address(self) -> tuple[str, int]:
+        addr: tuple[str, int] = self._sock.getsockname()[:2]
+        return addr
+
+    @property
+    def socket(self) -> Socket:
+        return self._sock
+
+    def accept(self) -> tuple[Socket, tuple[str, int]] | None:
+        """Wait for the next connection; ``None`` once the listener is closed."""
+        while not self._closed:
+            for key, _ in self._selector.select():
+                if key.fileobj is self._wake_r:
+                    return None
+                try:
+                    conn, addr = self._sock.accept()
+                except BlockingIOError:
+                    continue  # another process sharing the socket took it
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        raise
+                    continue
+                conn.setblocking(True)
+                set_nodelay(conn)
+                return conn, addr[:2]
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def release(self) -> None:
+        """Free the sockets; call after the accepting thread has returned."""
+        self._selector.close()
+        self._sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
