@@ -164,7 +164,10 @@ def decide(assoc: Association, rq: AAssociateRQ) -> Any:
             LOGGER.exception("The EVT_ASYNC_OPS handler failed; operations stay synchronous")
     if changes:
         config = attrs.evolve(config, **changes)
-    return accept_or_reject(rq, config)
+    result = accept_or_reject(rq, config)
+    # a rejection by the checks of accept_or_reject (AE titles, user identity...)
+    # comes back as a result holding the A-ASSOCIATE-RJ
+    return result if result.accepted else result.response
 
 
 def _identity_verifier(

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -71,6 +72,7 @@ from .events import (
     EVT_PDU_SENT,
     EVT_REJECTED,
     EVT_RELEASED,
+    EVT_REQUESTED,
     EventType,
     HandlerTable,
     InterventionEvent,
@@ -349,7 +351,8 @@ class Association(threading.Thread):
                 wake = deadline
             timeout = None if wake is None else max(0.0, wake - _monotonic())
             if channel.wait_readable(timeout):
-                count = channel.recv_into(ul.get_buffer())
+                buffer = ul.get_buffer()
+                count = channel.recv_into(buffer)
                 if count is None:
                     continue
                 with self._lock:
@@ -358,7 +361,7 @@ class Association(threading.Thread):
                     else:
                         ul.connection_lost()
                 if count and self._listens(EVT_DATA_RECV):
-                    self._notify(EVT_DATA_RECV, data=None)
+                    self._notify(EVT_DATA_RECV, data=bytes(buffer[:count]))
             else:
                 with self._lock:
                     ul.handle_timer()
@@ -398,6 +401,8 @@ class Association(threading.Thread):
                 except OSError as exc:
                     LOGGER.debug("write failed: %s", exc)
                     close = True
+        if out and self._listens(EVT_DATA_SENT):
+            self._notify(EVT_DATA_SENT, data=b"".join(out))
         if close:
             channel.shutdown()
 
@@ -508,6 +513,7 @@ class Association(threading.Thread):
                 self._ul.protocol_error(exc)
             return
         self._established(result)
+        self.acceptor.maximum_length = ac.user_information.maximum_length
         self._notify(EVT_ACCEPTED)
         self._notify(EVT_ESTABLISHED)
 
@@ -603,6 +609,7 @@ class Association(threading.Thread):
             ul.connection_made()
         self._notify(EVT_ACSE_SENT, primitive=rq)
         self._flush()
+        self._notify(EVT_REQUESTED)
         self._pump(
             lambda: self.is_established or self.is_rejected or self.is_aborted or self._closed
         )
@@ -760,7 +767,7 @@ class Association(threading.Thread):
                 except OSError as exc:
                     raise LocalProtocolError(f"connection lost while sending: {exc}") from exc
                 if self._listens(EVT_DATA_SENT):
-                    self._notify(EVT_DATA_SENT, data=out)
+                    self._notify(EVT_DATA_SENT, data=b"".join(out))
         if self._listens(EVT_DIMSE_SENT):
             self._notify(EVT_DIMSE_SENT, message=message, context_id=context_id)
 
@@ -802,9 +809,14 @@ class Association(threading.Thread):
         dataset: Any,
     ) -> Iterator[tuple[dm.DimseResponse, bytes | None] | None]:
         """Send a request, then yield its responses until a final one; ``None`` on failure."""
-        message_id = message.MessageID
         queue: collections.deque[tuple[dm.DimseResponse, bytes | None]] = collections.deque()
         with self._lock:
+            # Claim the ID and its response queue in one step: another thread may
+            # have been given the same ID since _next_message_id() chose it.
+            message_id = message.MessageID
+            if message_id in self._responses:
+                message_id = self._free_message_id()
+                message = attrs.evolve(message, MessageID=message_id)
             self._responses[message_id] = queue
         try:
             try:
@@ -843,14 +855,26 @@ class Association(threading.Thread):
         (threads, C-STORE sub-operations of a C-GET) a free ID is used instead,
         as PS3.7 9.1.1.1.1 requires IDs to be unique among outstanding ones.
         """
-        if msg_id is None:
-            return self._message_ids.allocate()
-        if not 0 <= msg_id <= 0xFFFF:
+        if msg_id is not None and not 0 <= msg_id <= 0xFFFF:
             raise ValueError("'msg_id' must be between 0 and 65535, inclusive")
         with self._lock:
-            if msg_id in self._responses:
-                return self._message_ids.allocate()
+            if msg_id is None or msg_id in self._responses:
+                return self._free_message_id()
         return msg_id
+
+    def _free_message_id(self) -> int:
+        """An ID no outstanding request uses (call with ``_lock`` held).
+
+        The outstanding IDs are the keys of ``_responses``; the allocator only
+        supplies the cycling sequence, so nothing has to be given back to it.
+        """
+        ids = self._message_ids
+        for _ in range(ids.LAST):
+            message_id = ids.allocate()
+            ids.release(message_id)
+            if message_id not in self._responses:
+                return message_id
+        raise LocalProtocolError("all 65535 message IDs are outstanding")
 
     # -- the SCU API --------------------------------------------------------------------------
     def send_c_echo(self, msg_id: int = 1) -> Dataset:
