@@ -10,7 +10,9 @@ A PDU that lies wholly inside one receive chunk is handed out as a memoryview
 of that chunk: no copy. Chunks are never reused, so those views stay valid for
 as long as somebody holds them (a data-set fragment waiting to be joined or
 written). Only a PDU that straddles chunks is assembled into a buffer of its own,
-allocated at exactly its announced length once the header has been checked.
+allocated at exactly its announced length once the header has been checked
+(past :data:`MAX_PREALLOCATION` the buffer grows as the bytes arrive, so that a
+header alone cannot make us allocate gigabytes when there is no cap).
 
 Every PDU's announced length is checked against a cap *before* a byte of its
 body is buffered: a P-DATA-TF longer than our Maximum Length Received, or any
@@ -23,7 +25,7 @@ from __future__ import annotations
 from .errors import PDUTooLarge
 from .pdu import PDU_HEADER, PDUType
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_OTHER_LENGTH", "PDUReader"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_OTHER_LENGTH", "MAX_PREALLOCATION", "PDUReader"]
 
 #: Size of the receive chunks; large enough to amortise the per-recv cost.
 DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -31,6 +33,10 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 #: Cap for PDUs other than P-DATA-TF. An A-ASSOCIATE-RQ with 128 presentation
 #: contexts of 20 transfer syntaxes each is about 330 kB.
 DEFAULT_MAX_OTHER_LENGTH = 1024 * 1024
+
+#: The most allocated for a straddling PDU on the strength of its header alone; a
+#: longer PDU's buffer doubles as its bytes arrive (at most one extra copy of them).
+MAX_PREALLOCATION = 16 * 1024 * 1024
 
 _HEADER_SIZE = PDU_HEADER.size
 _unpack_header = PDU_HEADER.unpack_from
@@ -52,6 +58,7 @@ class PDUReader:
         "_max_pdata",
         "_pending",
         "_pending_fill",
+        "_pending_length",
         "_pending_type",
         "_start",
     )
@@ -69,9 +76,11 @@ class PDUReader:
         self._chunk = bytearray(chunk_size)
         self._start = 0  # first byte not yet handed out
         self._end = 0  # first byte not yet received
-        # a PDU straddling chunks: its own buffer, how much of it is filled, its type
+        # a PDU straddling chunks: its own buffer, how much of it is filled, its
+        # announced length (the buffer may still be shorter) and its type
         self._pending: bytearray | None = None
         self._pending_fill = 0
+        self._pending_length = 0
         self._pending_type = 0
 
     @property
@@ -90,7 +99,9 @@ class PDUReader:
     def get_buffer(self) -> memoryview:
         """Writable space to receive into; report the amount with :meth:`buffer_updated`."""
         pending = self._pending
-        if pending is not None and self._pending_fill < len(pending):
+        if pending is not None and self._pending_fill < self._pending_length:
+            if self._pending_fill == len(pending):
+                pending = self._grow_pending()
             return memoryview(pending)[self._pending_fill :]
         if self._end == len(self._chunk):
             self._new_chunk()
@@ -98,8 +109,7 @@ class PDUReader:
 
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the last :meth:`get_buffer` view."""
-        pending = self._pending
-        if pending is not None and self._pending_fill < len(pending):
+        if self._pending is not None and self._pending_fill < self._pending_length:
             self._pending_fill += nbytes
         else:
             self._end += nbytes
@@ -108,8 +118,7 @@ class PDUReader:
         """Append bytes that are already in memory (tests, asyncio ``data_received``)."""
         view = memoryview(data).cast("B")
         while view:
-            pending = self._pending
-            if (pending is None or self._pending_fill == len(pending)) and (
+            if (self._pending is None or self._pending_fill == self._pending_length) and (
                 len(view) > len(self._chunk) - self._end
             ):
                 # More than this chunk can take: one new chunk for all of it. Filling
@@ -129,7 +138,7 @@ class PDUReader:
         the cap; the stream is then unusable (the association is to be aborted).
         """
         if self._pending is not None:
-            if self._pending_fill < len(self._pending):
+            if self._pending_fill < self._pending_length:
                 return None
             body = memoryview(self._pending)
             pdu_type = self._pending_type
@@ -154,14 +163,23 @@ class PDUReader:
         # move what has arrived of its body there (the only copy framing makes).
         body_start = self._start + _HEADER_SIZE
         received = self._end - body_start
-        pending = bytearray(length)
+        pending = bytearray(min(length, max(MAX_PREALLOCATION, received)))
         pending[:received] = self._chunk[body_start : self._end]
         self._pending = pending
         self._pending_fill = received
+        self._pending_length = length
         self._pending_type = pdu_type
         # nothing of this chunk is unread now; later bytes go after the moved ones
         self._start = self._end
         return None
+
+    def _grow_pending(self) -> bytearray:
+        """Double the buffer of a PDU longer than :data:`MAX_PREALLOCATION`, up to its length."""
+        assert self._pending is not None
+        grown = bytearray(min(self._pending_length, 2 * len(self._pending)))
+        grown[: self._pending_fill] = self._pending
+        self._pending = grown
+        return grown
 
     def _new_chunk(self, min_free: int = 0) -> None:
         """Start a fresh chunk, carrying over the bytes not yet handed out.

@@ -11,8 +11,17 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dicomnet import framing
 from dicomnet.errors import AbortReason, PDUDecodeError, PDUTooLarge
-from dicomnet.framing import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_OTHER_LENGTH, PDUReader
+from dicomnet.framing import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_OTHER_LENGTH,
+    MAX_PREALLOCATION,
+    PDUReader,
+)
 from dicomnet.pdu import (
     PDU_HEADER,
     AAbort,
@@ -23,9 +32,6 @@ from dicomnet.pdu import (
     decode_pdu,
     pdata_header,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.strategies import pdu as pst
 
 Frames = list[tuple[int, bytes]]
@@ -320,6 +326,33 @@ def test_no_pdata_limit(limit: int | None) -> None:
     reader.feed(pdata(100_000))
     ((_, body),) = drain(reader)
     assert len(body) == 100_006
+
+
+def test_without_a_cap_a_header_alone_allocates_little() -> None:
+    """Regression (found by fuzz/fuzz_pdu.py): with no P-DATA cap, a 6-byte header
+    announcing 4 GiB made the reader allocate 4 GiB before any body byte arrived."""
+    reader = PDUReader(max_pdata_length=None, chunk_size=1024)
+    reader.feed(PDU_HEADER.pack(PDUType.P_DATA_TF, 0, 0xFFFFFFF0) + bytes(100))
+    assert reader.next_pdu() is None
+    assert len(reader.get_buffer()) <= MAX_PREALLOCATION
+    assert reader.buffered == 100
+
+
+@pytest.mark.parametrize("path", ["feed", "recv_into"])
+def test_pdu_longer_than_the_preallocation(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    monkeypatch.setattr(framing, "MAX_PREALLOCATION", 1000)
+    reader = PDUReader(max_pdata_length=None, chunk_size=256)
+    stream = pdata(10_000, fill=5) + pdata(10, fill=6)
+    send = reader.feed if path == "feed" else lambda data: receive_into(reader, data)
+    send(stream[:256])  # the header and 250 body bytes, one whole chunk
+    assert reader.next_pdu() is None
+    assert len(reader.get_buffer()) == 1000 - 250  # preallocated 1000, not 10,006
+    send(stream[256:1256])
+    assert reader.next_pdu() is None
+    assert len(reader.get_buffer()) == 2000 - 1250  # doubled once the first 1000 filled
+    for start in range(1256, len(stream), 777):
+        send(stream[start : start + 777])
+    assert [(t, bytes(b)) for t, b in drain(reader)] == split(stream)
 
 
 def test_limit_can_change_once_negotiated() -> None:
