@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from dicomnet.errors import AbortReason, AbortSource, PDUDecodeError
 from dicomnet.pdu import (
     APPLICATION_CONTEXT_NAME,
@@ -38,9 +41,6 @@ from dicomnet.user_info import (
     UserIdentityRQ,
     UserInformation,
 )
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
 from tests.strategies import pdu as pst
 
 VERIFICATION = "1.2.840.10008.1.1"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from dicomnet.framing import PDUReader
 from dicomnet.pdu import (
     PDU,
@@ -33,7 +34,6 @@ from dicomnet.user_info import (
     UserIdentityAC,
     UserIdentityRQ,
 )
-
 from tests.strategies.pdu import wire_fields
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pdus"

@@ -6,6 +6,9 @@ Sub-item layouts are written out by hand from the standard's tables.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dicomnet.errors import PDUDecodeError
 from dicomnet.user_info import (
     AsyncOperationsWindow,
@@ -22,9 +25,6 @@ from dicomnet.user_info import (
     UserIdentityType,
     UserInformation,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.strategies import pdu as pst
 
 CT = "1.2.840.10008.5.1.4.1.1.2"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from hypothesis import strategies as st
+
 from dicomnet.errors import AbortReason, AbortSource
 from dicomnet.pdu import (
     APPLICATION_CONTEXT_NAME,
@@ -47,7 +49,6 @@ from dicomnet.user_info import (
     UserIdentityType,
     UserInformation,
 )
-from hypothesis import strategies as st
 
 __all__ = [
     "KNOWN_SUB_ITEM_TYPES",
