@@ -31,11 +31,13 @@ working tree importable as ``dicomnet`` there; both are CPython 3.11)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
 import platform
 import queue
+import shutil
 import statistics
 import sys
 import tempfile
@@ -69,6 +71,7 @@ def ensure_environment() -> None:
     except ImportError:
         # the import package is assembled from three folders: lay them out with symlinks
         tree = Path(tempfile.mkdtemp(prefix="bench-dicomnet-"))
+        atexit.register(shutil.rmtree, tree, True)
         for source, target in LAYOUT.items():
             dest = tree / target
             dest.mkdir(parents=True, exist_ok=True)
