@@ -13,7 +13,8 @@ The decision is layered, each layer able to reject:
 2. the plugins' ``dicomnet_accept_association`` policy hook;
 3. :func:`dicomnet.acse.accept_or_reject` with the AE's configuration: protocol
    version, application context, called/calling AE titles, presentation
-   contexts and roles, and the application's answers to the negotiation
+   contexts and roles (without the SOP classes no loaded service class serves:
+   :func:`_servable_contexts`), and the application's answers to the negotiation
    events (``EVT_USER_ID``, ``EVT_SOP_EXTENDED``, ``EVT_SOP_COMMON``,
    ``EVT_ASYNC_OPS``) or, for user identity, the plugins'
    ``dicomnet_verify_user_identity``.
@@ -29,6 +30,7 @@ from pydicom.uid import UID
 
 from .acse import (
     AcceptorConfig,
+    ContextDefinition,
     IdentityVerifier,
     accept_or_reject,
     describe_rejection,
@@ -62,6 +64,8 @@ def serve_as_acceptor(assoc: Association) -> None:
     channel = assoc._channel
     assert channel is not None
     ul = assoc._make_upper_layer()
+    if assoc._stop_requested:  # aborted (server shutdown) before it began
+        return
     assoc._notify(EVT_CONN_OPEN, address=channel.peer)
     with assoc._lock:
         ul.connection_made()
@@ -83,9 +87,11 @@ def serve_as_acceptor(assoc: Association) -> None:
         )
         with assoc._lock:
             ul.reject(rj)
+        # rejected before the peer can know it: it may ask again at once, and this
+        # association must not count against maximum_associations any more
+        assoc.is_rejected = True
         assoc._notify(EVT_ACSE_SENT, primitive=rj)
         assoc._flush()
-        assoc.is_rejected = True
         assoc._notify(EVT_REJECTED)
     else:
         result = decision
@@ -128,7 +134,16 @@ def _record_requestor(assoc: Association, rq: AAssociateRQ) -> None:
 def decide(assoc: Association, rq: AAssociateRQ) -> Any:
     """Accept (a :class:`~dicomnet.acse.NegotiationResult`) or reject (an A-ASSOCIATE-RJ)."""
     ae = assoc.ae
-    if len(ae.active_associations) > ae.maximum_associations:
+    # This association counts itself. Those already released, aborted or rejected
+    # do not count, although their threads may not have ended yet (one waits for
+    # the peer to close the connection): a client that releases and at once asks
+    # again must not be turned away.
+    active = sum(
+        1
+        for a in ae.active_associations
+        if not (a.is_released or a.is_aborted or a.is_rejected)
+    )
+    if active > ae.maximum_associations:
         return reject_local_limit_exceeded()
     verdict = ae._plugin_manager.hook.dicomnet_accept_association(assoc=assoc, request=rq)
     if isinstance(verdict, AAssociateRJ):
@@ -136,6 +151,9 @@ def decide(assoc: Association, rq: AAssociateRQ) -> Any:
     config: AcceptorConfig = ae._acceptor_config(assoc._contexts_override, assoc._ae_title_override)
     info = rq.user_information
     changes: dict[str, Any] = {}
+    servable = _servable_contexts(assoc, config, rq)
+    if servable is not None:
+        changes["supported_contexts"] = servable
     verifier = _identity_verifier(assoc, info.user_identity_rq)
     if verifier is not None:
         changes["identity_verifier"] = verifier
@@ -168,6 +186,36 @@ def decide(assoc: Association, rq: AAssociateRQ) -> Any:
     # a rejection by the checks of accept_or_reject (AE titles, user identity...)
     # comes back as a result holding the A-ASSOCIATE-RJ
     return result if result.accepted else result.response
+
+
+def _servable_contexts(
+    assoc: Association, config: AcceptorConfig, rq: AAssociateRQ
+) -> tuple[ContextDefinition, ...] | None:
+    """The supported contexts this AE can serve, or ``None`` when that is all of them.
+
+    A supported abstract syntax that no loaded service class serves as SCP is
+    left out, so the context is rejected with *abstract syntax not supported*
+    (PS3.8 Table 9-18, result 3) rather than accepted only to refuse every
+    request on it with *SOP class not supported* (0122H): ``AE(plugins=
+    ["verification"])`` accepts Verification and nothing else it cannot serve.
+    Kept anyway: a SOP class for which the requestor proposes the SCP role (SCP/SCU
+    Role Selection, PS3.7 D.3.3.4), where the acceptor may only need to be SCU
+    (C-STORE sub-operations of a C-GET), which needs no service class.
+    """
+    registry = assoc.ae._registry
+    supported = config.supported_contexts
+    unserved = [
+        d
+        for d in supported
+        if (service := registry.service_for(d.abstract_syntax)) is None or service.scp is None
+    ]
+    if not unserved:
+        return None
+    wants_scp = {item.sop_class_uid for item in rq.user_information.role_selection if item.scp_role}
+    dropped = {id(d) for d in unserved if d.abstract_syntax not in wants_scp}
+    if not dropped:
+        return None
+    return tuple(d for d in supported if id(d) not in dropped)
 
 
 def _identity_verifier(

@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +47,7 @@ from pydicom.uid import UID
 
 from . import dimse_messages as dm
 from . import service_user as scu
+from ._logging import ACSE_LOGGER, DIMSE_LOGGER, INFO, log_acse, log_dimse
 from .acceptor import serve_as_acceptor
 from .acse import (
     NegotiatedContext,
@@ -84,8 +86,9 @@ from .fsm import State
 from .pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
 from .presentation import PresentationContext
 from .server import tls_channel
-from .service_provider import dispatch
+from .service_provider import ContextView, dispatch
 from .service_user import uid_name
+from .spool import Received, SpooledDataset
 from .status import code_to_category
 from .transport import Channel
 from .ul_events import (
@@ -105,10 +108,9 @@ from .ul_events import (
 from .upper_layer import UpperLayer
 
 if TYPE_CHECKING:  # pragma: no cover
-    import socket
-
     from .ae import ApplicationEntity
     from .server import AssociationServer
+    from .service import DatasetSink
 
 __all__ = ["Association", "ServiceUser"]
 
@@ -157,14 +159,22 @@ class ServiceUser:
 
 
 class _Incoming:
-    """A received message whose data set is still arriving."""
+    """A received message whose data set is still arriving: collected, or streamed to a sink."""
 
-    __slots__ = ("collector", "context_id", "message")
+    __slots__ = ("collector", "context_id", "message", "sink")
 
-    def __init__(self, context_id: int, message: dm.DimseMessage) -> None:
+    def __init__(
+        self, context_id: int, message: dm.DimseMessage, sink: DatasetSink | None = None
+    ) -> None:
         self.context_id = context_id
         self.message = message
-        self.collector = DatasetCollector()
+        self.sink = sink
+        self.collector = DatasetCollector() if sink is None else None
+
+    def abort(self) -> None:
+        """The data set will never be complete: release what the sink holds (a temp file)."""
+        if self.sink is not None:
+            self.sink.abort()
 
 
 class Association(threading.Thread):
@@ -214,11 +224,14 @@ class Association(threading.Thread):
         self._responses: dict[int, collections.deque[tuple[dm.DimseResponse, bytes | None]]] = {}
         self._cancelled: set[int] = set()
         self._incoming: _Incoming | None = None
-        self._deferred: collections.deque[tuple[int, dm.DimseMessage, bytes | None]] = (
+        self._deferred: collections.deque[tuple[int, dm.DimseMessage, Received | None]] = (
             collections.deque()
         )
         self._handler_depth = 0
         self._pending_tls: tuple[Any, Any] | None = None
+        self._handshaking: Any = None  # the TLS socket while its handshake runs
+        self._stop_requested = False  # abort() came before the Upper Layer existed
+        self._close_after_flush = False  # we aborted: end the stream once the A-ABORT is out
         self._contexts_override: Sequence[PresentationContext] | None = None
         self._ae_title_override: str | None = None
 
@@ -302,6 +315,8 @@ class Association(threading.Thread):
         return event in self._listening or self._handlers.listens(event)
 
     def _notify(self, event: NotificationEvent, **attrs: Any) -> None:
+        if (event is EVT_ACSE_SENT or event is EVT_ACSE_RECV) and ACSE_LOGGER.isEnabledFor(INFO):
+            log_acse(self, attrs.get("primitive"), sent=event is EVT_ACSE_SENT)
         if self._listens(event):
             trigger_notification(self._handlers, self, event, attrs)
 
@@ -325,11 +340,17 @@ class Association(threading.Thread):
             self.is_requestor,
             _monotonic,
             max_pdata_length=self._ae.maximum_pdu_size or None,
-            artim_timeout=self._ae._artim_timeout,
+            # as in pynetdicom, the ACSE timeout also bounds ARTIM: the wait for an
+            # A-ASSOCIATE-RQ after a connection opens and for the peer to close after
+            # a release or an abort (PS3.8 9.1.5)
+            artim_timeout=(
+                self.acse_timeout if self.acse_timeout is not None else self._ae._artim_timeout
+            ),
             acse_timeout=self.acse_timeout,
             network_timeout=self.network_timeout,
         )
-        self._ul = ul
+        with self._lock:  # abort() decides under the lock whether there is a UL to abort
+            self._ul = ul
         self._listen_version = -1
         self._listens(EVT_PDU_RECV)  # sets the kernel's diagnostic switches
         return ul
@@ -405,6 +426,13 @@ class Association(threading.Thread):
             self._notify(EVT_DATA_SENT, data=b"".join(out))
         if close:
             channel.shutdown()
+        elif self._close_after_flush:
+            # We aborted (a timeout, a protocol error of the peer): the A-ABORT is
+            # written, so end our side of the stream now rather than when ARTIM
+            # expires; the peer reads the A-ABORT, then the end of the stream, and
+            # closes (PS3.8 9.1.6 lets the sender of an A-ABORT close at once).
+            self._close_after_flush = False
+            channel.shutdown(socket.SHUT_WR)
 
     def _on_ul_event(self, event: ULEvent) -> None:
         if isinstance(event, PDataReceived):
@@ -468,18 +496,51 @@ class Association(threading.Thread):
         if isinstance(event, DatasetFragment):
             incoming = self._incoming
             assert incoming is not None  # the assembler guarantees the order
-            if incoming.collector.add(event):
+            sink = incoming.sink
+            if sink is not None:  # streamed: each fragment straight to the sink, no copy
+                sink.write(event.data)
+                if event.is_last:
+                    self._incoming = None
+                    self._on_message(incoming.context_id, incoming.message, sink.finish())
+            elif incoming.collector is not None and incoming.collector.add(event):
                 self._incoming = None
                 self._on_message(incoming.context_id, incoming.message, incoming.collector.result())
             return
         message = event.message
         if event.has_dataset:
-            self._incoming = _Incoming(event.context_id, message)
+            self._incoming = _Incoming(
+                event.context_id, message, self._sink_for(event.context_id, message)
+            )
         else:
             self._on_message(event.context_id, message, None)
 
-    def _on_message(self, context_id: int, message: dm.DimseMessage, data: bytes | None) -> None:
+    def _sink_for(self, context_id: int, message: dm.DimseMessage) -> DatasetSink | None:
+        """Ask the request's service class where its data set goes (``None``: into memory)."""
+        if not isinstance(message, dm.DimseRequest):
+            return None
+        context = self._by_id.get(context_id)
+        if context is None or not context.as_scp:
+            return None
+        service = self._ae._registry.service_for(context.abstract_syntax)
+        if service is None or service.dataset_sink is None or not service.serves(
+            message.CommandField
+        ):
+            return None
+        try:
+            return service.dataset_sink(self, ContextView(context), message)
+        except Exception:
+            LOGGER.exception(
+                "The %s service class could not give a data set sink; collecting in memory",
+                service.name,
+            )
+            return None
+
+    def _on_message(
+        self, context_id: int, message: dm.DimseMessage, data: Received | None
+    ) -> None:
         """A whole DIMSE message arrived: route it."""
+        if DIMSE_LOGGER.isEnabledFor(INFO):
+            log_dimse(self, message, context_id, sent=False, has_dataset=data is not None)
         if self._listens(EVT_DIMSE_RECV):
             self._notify(EVT_DIMSE_RECV, message=message, context_id=context_id)
         if isinstance(message, dm.DimseResponse):
@@ -492,7 +553,7 @@ class Association(threading.Thread):
                         message.MessageIDBeingRespondedTo,
                     )
                     return
-                queue.append((message, data))
+                queue.append((message, data if isinstance(data, bytes) else None))
                 self._cond.notify_all()
         elif isinstance(message, dm.CCancelRQ):
             self._cancelled.add(message.MessageIDBeingRespondedTo)
@@ -524,6 +585,9 @@ class Association(threading.Thread):
         self._notify(EVT_REJECTED)
 
     def _on_aborted(self, event: Aborted) -> None:
+        if event.local:
+            self._close_after_flush = True
+        self._drop_incoming("aborted")
         if self.is_released or self.is_rejected:
             return
         if not self.is_aborted:
@@ -550,13 +614,27 @@ class Association(threading.Thread):
         with self._cond:
             self._cond.notify_all()
 
-    def _on_closed(self) -> None:
-        if self._incoming is not None:
-            LOGGER.error(
-                "Connection closed in the middle of a %s: its data set is discarded",
-                self._incoming.message.message_name,
-            )
+    def _drop_incoming(self, why: str) -> None:
+        """A message cut off by an abort or a closed connection: discard its data set."""
+        incoming = self._incoming
+        if incoming is not None:
             self._incoming = None
+            LOGGER.error(
+                "Association %s in the middle of a %s: its data set is discarded",
+                why,
+                incoming.message.message_name,
+            )
+            incoming.abort()
+
+    def _drop_deferred(self) -> None:
+        """Requests received but never served (the association ended): delete their files."""
+        while self._deferred:
+            data = self._deferred.popleft()[2]
+            if isinstance(data, SpooledDataset):
+                data.discard()
+
+    def _on_closed(self) -> None:
+        self._drop_incoming("closed")
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -602,18 +680,27 @@ class Association(threading.Thread):
         rq = self._rq
         assert rq is not None, "the AE builds the A-ASSOCIATE-RQ before requesting"
         ul = self._make_upper_layer()
-        self._pump_ident = threading.get_ident()
-        self._notify(EVT_CONN_OPEN, address=self._channel.peer)
-        with self._lock:
-            ul.request_association(rq)
-            ul.connection_made()
-        self._notify(EVT_ACSE_SENT, primitive=rq)
-        self._flush()
-        self._notify(EVT_REQUESTED)
-        self._pump(
-            lambda: self.is_established or self.is_rejected or self.is_aborted or self._closed
-        )
-        self.start()
+        try:
+            if self._stop_requested:  # aborted (AE shutdown) before it began
+                self.is_aborted = True
+                return
+            self._pump_ident = threading.get_ident()
+            self._notify(EVT_CONN_OPEN, address=self._channel.peer)
+            with self._lock:
+                ul.request_association(rq)
+                ul.connection_made()
+            self._notify(EVT_ACSE_SENT, primitive=rq)
+            self._flush()
+            self._notify(EVT_REQUESTED)
+            self._pump(
+                lambda: self.is_established or self.is_rejected or self.is_aborted or self._closed
+            )
+        finally:
+            # No thread pumps until the association's own one says so in run(): a
+            # caller waiting meanwhile sleeps on the condition instead of reading.
+            self._pump_ident = None
+            # Always: the thread serves the association, or just closes the socket.
+            self.start()
 
     def run(self) -> None:
         """The association's thread: serve it until the connection closes."""
@@ -623,7 +710,17 @@ class Association(threading.Thread):
                 if self._pending_tls is not None:
                     sock, context = self._pending_tls
                     self._pending_tls = None
-                    channel = tls_channel(sock, context, self.acse_timeout, self.network_timeout)
+                    if self._stop_requested:
+                        sock.close()
+                        return
+                    channel = tls_channel(
+                        sock,
+                        context,
+                        self.acse_timeout,
+                        self.network_timeout,
+                        self._tls_wrapped,
+                    )
+                    self._handshaking = None
                     if channel is None:
                         return
                     self.set_socket(channel)
@@ -636,6 +733,14 @@ class Association(threading.Thread):
         finally:
             self._finish()
 
+    def _tls_wrapped(self, tls: socket.socket) -> None:
+        """The TLS socket exists, its handshake is about to start: make it abortable."""
+        with self._lock:
+            self._handshaking = tls
+            stop = self._stop_requested
+        if stop:
+            _interrupt(tls)
+
     def _finish(self) -> None:
         channel = self._channel
         if channel is not None:
@@ -647,6 +752,8 @@ class Association(threading.Thread):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._drop_incoming("ended")
+        self._drop_deferred()
         self._ae._association_ended(self)
 
     # -- release and abort --------------------------------------------------------------------
@@ -676,8 +783,15 @@ class Association(threading.Thread):
 
     def abort(self) -> None:
         """Send an A-ABORT (source: service user) and close the connection (PS3.8 7.3)."""
-        ul = self._ul
+        handshaking = None
+        with self._lock:
+            ul = self._ul
+            if ul is None:  # not connected yet: make sure it never gets there
+                self._stop_requested = True
+                handshaking = self._handshaking
         if ul is None or self._closed:
+            if ul is None and handshaking is not None:
+                _interrupt(handshaking)  # a TLS handshake may wait for long
             self.is_aborted = self.is_aborted or not self.is_released
             return
         aborted_now = False
@@ -754,6 +868,8 @@ class Association(threading.Thread):
         dataset: bytes | bytearray | memoryview | Iterable[bytes | bytearray | memoryview] | None,
     ) -> None:
         """Fragment ``message`` and write it; raises ``LocalProtocolError`` once not established."""
+        if DIMSE_LOGGER.isEnabledFor(INFO):
+            log_dimse(self, message, context_id, sent=True, has_dataset=dataset is not None)
         ul = self._ul
         channel = self._channel
         assert ul is not None and channel is not None
@@ -994,7 +1110,7 @@ class Association(threading.Thread):
 
     # -- serving requests (SCP side) ----------------------------------------------------------
     def _dispatch_request(
-        self, context_id: int, message: dm.DimseMessage, data: bytes | None
+        self, context_id: int, message: dm.DimseMessage, data: Received | None
     ) -> None:
         self._handler_depth += 1
         try:
@@ -1026,6 +1142,12 @@ class Association(threading.Thread):
             else "idle"
         )
         return f"<Association {self._mode} {state} {self.remote.get('ae_title')!r}>"
+
+
+def _interrupt(sock: socket.socket) -> None:
+    """Wake a thread blocked on ``sock`` (a TLS handshake), bypassing the TLS layer."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 _DIAGNOSTIC_EVENTS: tuple[EventType, ...] = (

@@ -73,6 +73,29 @@ class AssociationServer:
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
         self._stopped = False
+        self._warn_unserved()
+
+    def _warn_unserved(self) -> None:
+        """Say once which supported SOP classes no loaded service class serves: the
+        acceptor rejects their contexts (see :func:`dicomnet.acceptor._servable_contexts`)."""
+        registry = self.ae._registry
+        contexts = self.contexts if self.contexts is not None else self.ae.supported_contexts
+        unserved = sorted(
+            {
+                str(cx.abstract_syntax)
+                for cx in contexts
+                if (service := registry.service_for(str(cx.abstract_syntax))) is None
+                or service.scp is None
+            }
+        )
+        if unserved:
+            LOGGER.warning(
+                "No loaded plugin serves %d supported SOP class(es) as SCP; their "
+                "presentation contexts will be rejected unless the requestor takes the SCP "
+                "role: %s",
+                len(unserved),
+                ", ".join(unserved[:10]) + (", ..." if len(unserved) > 10 else ""),
+            )
 
     # -- pynetdicom attributes ----------------------------------------------------------------
     @property
@@ -184,13 +207,21 @@ class AssociationServer:
 
 
 def tls_channel(
-    sock: socket.socket, context: ssl.SSLContext, timeout: float | None, write_timeout: float | None
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    timeout: float | None,
+    write_timeout: float | None,
+    on_wrapped: Callable[[ssl.SSLSocket], None] | None = None,
 ) -> Channel | None:
-    """Do the server-side TLS handshake; ``None`` (and the socket closed) if it fails."""
+    """Do the server-side TLS handshake; ``None`` (and the socket closed) if it fails.
+
+    ``on_wrapped`` is passed to :func:`~dicomnet.transport.server_handshake`.
+    """
+    peer = _peer(sock)  # before wrapping, which takes the descriptor away from sock
     try:
-        tls = server_handshake(sock, context, timeout)
+        tls = server_handshake(sock, context, timeout, on_wrapped)
     except (OSError, ssl.SSLError) as exc:
-        LOGGER.error("TLS handshake with %s failed: %s", _peer(sock), exc)
+        LOGGER.error("TLS handshake with %s failed: %s", peer, exc)
         sock.close()
         return None
     return Channel(tls, write_timeout=write_timeout)

@@ -26,7 +26,7 @@ import selectors
 import socket
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from socket import socket as Socket
 
 __all__ = ["Channel", "Listener", "connect", "set_nodelay"]
@@ -75,16 +75,28 @@ def connect(
 
 
 def server_handshake(
-    sock: socket.socket, ssl_context: ssl.SSLContext, timeout: float | None
+    sock: socket.socket,
+    ssl_context: ssl.SSLContext,
+    timeout: float | None,
+    on_wrapped: Callable[[ssl.SSLSocket], None] | None = None,
 ) -> ssl.SSLSocket:
     """Do the server side of a TLS handshake within ``timeout`` seconds.
 
     Run it in the association's own thread: a client that connects and stays
-    silent then delays nobody but itself.
+    silent then delays nobody but itself. ``on_wrapped`` receives the TLS socket
+    before the handshake starts, so that another thread can cut the handshake
+    short (``socket.socket.shutdown(tls, SHUT_RDWR)``). On failure the socket is
+    closed (the TLS socket owns the descriptor once wrapped) and the error raised.
     """
     sock.settimeout(timeout)
     tls = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    tls.do_handshake()
+    try:
+        if on_wrapped is not None:
+            on_wrapped(tls)
+        tls.do_handshake()
+    except BaseException:
+        tls.close()
+        raise
     return tls
 
 
@@ -173,10 +185,16 @@ class Channel:
                         pending[0] = head[sent:]
                         sent = 0
 
-    def shutdown(self) -> None:
-        """Stop both directions now; a thread blocked on this socket wakes up."""
+    def shutdown(self, how: int | None = None) -> None:
+        """Stop both directions now (a thread blocked on this socket wakes up), or with
+        ``how=socket.SHUT_WR`` only the sending one: what was written is delivered,
+        then the peer reads the end of the stream.
+
+        For TLS this bypasses :meth:`ssl.SSLSocket.shutdown`, which would drop the
+        TLS layer under a thread still reading through it.
+        """
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR if how is None else how)
 
     def close(self) -> None:
         if self._closed:
