@@ -10,6 +10,9 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dicomnet import acse
 from dicomnet.acse import (
     DEFAULT_ASYNC_WINDOW,
@@ -73,9 +76,6 @@ from dicomnet.user_info import (
     UserIdentityRQ,
     UserInformation,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.strategies import acse as acse_st
 
 R = PresentationContextResult

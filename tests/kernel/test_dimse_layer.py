@@ -6,6 +6,9 @@ import struct
 from collections.abc import Iterable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dicomnet.dimse import (
     DEFAULT_FRAGMENT_SIZE,
     MAX_COMMAND_LENGTH,
@@ -30,9 +33,6 @@ from dicomnet.dimse_messages import (
 )
 from dicomnet.errors import AbortReason, LocalProtocolError, RemoteProtocolError
 from dicomnet.pdu import PDataTF, PresentationDataValue
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.strategies.dimse import messages
 
 STORE_RQ = CStoreRQ(

@@ -9,6 +9,14 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.tag import Tag
+
 from dicomnet.dimse_messages import (
     COMMAND_ELEMENTS,
     DATASET_ABSENT,
@@ -42,14 +50,6 @@ from dicomnet.dimse_messages import (
 )
 from dicomnet.errors import AbortReason, RemoteProtocolError
 from dicomnet.status import code_to_status
-from hypothesis import given
-from hypothesis import strategies as st
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
-from pydicom.tag import Tag
-
 from tests.strategies.dimse import MESSAGE_CLASSES, messages, messages_of
 
 # -- helpers ------------------------------------------------------------------------------

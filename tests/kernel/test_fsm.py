@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from dicomnet import fsm
 from dicomnet.errors import LocalProtocolError
 from dicomnet.fsm import (

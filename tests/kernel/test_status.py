@@ -8,6 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dicomnet import status
 from dicomnet.status import (
     GENERAL_STATUS,
@@ -26,8 +29,6 @@ from dicomnet.status import (
     is_success,
     is_warning,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 # The public names of pynetdicom.status (3.0), which handler code imports.
 PYNETDICOM_NAMES = [

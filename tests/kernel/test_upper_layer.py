@@ -17,6 +17,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
 from dicomnet.errors import AbortReason, AbortSource, LocalProtocolError, RemoteProtocolError
 from dicomnet.fsm import CONNECTED_STATES, State
 from dicomnet.pdu import (
@@ -52,15 +62,6 @@ from dicomnet.upper_layer import (
     Transition,
     ULEvent,
     UpperLayer,
-)
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
 )
 
 from .state_table_ps38 import NEXT_STATES, parse_table

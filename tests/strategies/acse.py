@@ -7,10 +7,11 @@ match and every context would be rejected for the same dull reason.
 
 from __future__ import annotations
 
+from hypothesis import strategies as st
+
 from dicomnet.acse import ContextDefinition
 from dicomnet.pdu import PresentationContextRQ
 from dicomnet.user_info import AsyncOperationsWindow, SCPSCURoleSelection
-from hypothesis import strategies as st
 
 __all__ = [
     "ABSTRACT_SYNTAXES",

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from dicomnet.dimse_messages import COMMAND_ELEMENTS, MESSAGE_TYPES, DimseMessage
 from hypothesis import strategies as st
+
+from dicomnet.dimse_messages import COMMAND_ELEMENTS, MESSAGE_TYPES, DimseMessage
 
 __all__ = [
     "MESSAGE_CLASSES",
