@@ -72,6 +72,10 @@ class AssociationServer:
         self._associations: list[Association] = []
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
+        #: set when serve_forever() returns; shutdown() waits for it before freeing the
+        #: listener (closing an epoll fd does not wake a thread blocked on it)
+        self._accept_done = threading.Event()
+        self._accepting_thread: threading.Thread | None = None
         self._stopped = False
         self._warn_unserved()
 
@@ -142,9 +146,16 @@ class AssociationServer:
 
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown`."""
+        self._accepting_thread = threading.current_thread()
+        self._serving.set()
+        try:
+            self._accept_loop()
+        finally:
+            self._accept_done.set()
+
+    def _accept_loop(self) -> None:
         from .association import Association
 
-        self._serving.set()
         while True:
             accepted = self._listener.accept()
             if accepted is None:
@@ -178,6 +189,8 @@ class AssociationServer:
                 return
             self._stopped = True
         self._listener.close()
+        if self._serving.is_set() and self._accepting_thread is not threading.current_thread():
+            self._accept_done.wait()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         with self._lock:
