@@ -34,6 +34,7 @@ from ._cli_common import (
     open_association,
     verbosity_options,
 )
+from .store import store
 
 __all__ = ["echo", "main", "run_echo"]
 
@@ -148,6 +149,8 @@ def echo(host: str, port: int, repeat: int, client: ClientOptions) -> None:
         status = ExitStatus.INTERRUPTED
     click.get_current_context().exit(status)
 
+
+main.add_command(store)
 
 if __name__ == "__main__":  # pragma: no cover - python -m dicomnet.contrib.cli
     main()

@@ -17,6 +17,7 @@ associations.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,8 @@ class ApplicationEntity:
         self._maximum_associations = 10
         self._maximum_pdu_size = 16382
         self._maximum_send_length = 0
+        self._spool_threshold: int | None = 8 * 1024 * 1024
+        self._spool_directory: str | None = None
         self._require_called_aet = False
         self._require_calling_aet: list[str] = []
         self._implementation_class_uid = UID(acse.IMPLEMENTATION_CLASS_UID)
@@ -219,6 +222,37 @@ class ApplicationEntity:
             raise ValueError("'maximum_pdu_size' must be 0 (unlimited) or 7 to 4294967295")
         self._maximum_pdu_size = value
         self._changed()
+
+    @property
+    def spool_threshold(self) -> int | None:
+        """Received C-STORE data sets larger than this many bytes go to a file as they arrive.
+
+        Smaller ones stay in memory. ``0`` writes every data set to a file
+        (pynetdicom's ``STORE_RECV_CHUNKED_DATASET``); ``None`` keeps every one
+        in memory. Default 8 MiB. See docs/storage.md, "Receiving".
+        """
+        return self._spool_threshold
+
+    @spool_threshold.setter
+    def spool_threshold(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise ValueError("'spool_threshold' must be an int >= 0 or None")
+        self._spool_threshold = value
+
+    @property
+    def spool_directory(self) -> str | None:
+        """Where received data sets are written as they arrive (default: the system's temp folder).
+
+        Put it on the file system of the folder the instances are stored in,
+        so that storing one (``event.store()``) is an atomic rename.
+        """
+        return self._spool_directory
+
+    @spool_directory.setter
+    def spool_directory(self, value: str | os.PathLike[str] | None) -> None:
+        self._spool_directory = None if value is None else os.fspath(value)
 
     @property
     def require_called_aet(self) -> bool:

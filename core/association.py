@@ -222,6 +222,10 @@ class Association(threading.Thread):
         self._released_event = threading.Event()
         self._message_ids = MessageIDs()
         self._responses: dict[int, collections.deque[tuple[dm.DimseResponse, bytes | None]]] = {}
+        #: Message IDs of the requests being served (or waiting to be) as SCP, and those of
+        #: them a C-CANCEL-RQ arrived for (PS3.7 9.3.2.3); an ID leaves both when its
+        #: request is done, so that a later request may reuse it
+        self._serving: set[int] = set()
         self._cancelled: set[int] = set()
         self._incoming: _Incoming | None = None
         self._deferred: collections.deque[tuple[int, dm.DimseMessage, Received | None]] = (
@@ -556,8 +560,12 @@ class Association(threading.Thread):
                 queue.append((message, data if isinstance(data, bytes) else None))
                 self._cond.notify_all()
         elif isinstance(message, dm.CCancelRQ):
-            self._cancelled.add(message.MessageIDBeingRespondedTo)
+            # a C-CANCEL for a request already answered (or never made) cancels nothing
+            if message.MessageIDBeingRespondedTo in self._serving:
+                self._cancelled.add(message.MessageIDBeingRespondedTo)
         else:
+            if isinstance(message, dm.DimseRequest):
+                self._serving.add(message.MessageID)
             self._deferred.append((context_id, message, data))
 
     # -- association life cycle ---------------------------------------------------------------
@@ -1117,6 +1125,9 @@ class Association(threading.Thread):
             dispatch(self, context_id, message, data)
         finally:
             self._handler_depth -= 1
+            if isinstance(message, dm.DimseRequest):
+                self._serving.discard(message.MessageID)
+                self._cancelled.discard(message.MessageID)
 
     # -- context manager ----------------------------------------------------------------------
     def __enter__(self) -> Association:

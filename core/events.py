@@ -26,6 +26,7 @@ does.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -401,11 +402,67 @@ class Event:
 
     @property
     def dataset_path(self) -> Path:
-        """Where a streamed C-STORE data set was written (a Part 10 file)."""
+        """The received data set as a Part 10 file (C-STORE).
+
+        The file the data set was written to as it arrived (spooled), or -- for
+        one received in memory -- a file written now, in the AE's
+        ``spool_directory``. Either is deleted when the handler returns, unless
+        the handler moved it (:meth:`store`, or ``os.replace``).
+        """
         path = self._attrs.get("_dataset_path")
         if path is None:
-            raise AttributeError("the data set was received in memory, not written to a file")
+            spool = self._attrs.get("_spool")
+            if spool is None:
+                raise AttributeError(f"the '{self.event.name}' event has no data set")
+            spooled = spool()
+            self._attrs["_spooled"] = spooled
+            path = self._attrs["_dataset_path"] = spooled.path
         return Path(path)
+
+    def store(
+        self, directory: str | os.PathLike[str], name: str | None = None, *, fsync: bool = True
+    ) -> Path:
+        """Store the received instance as a Part 10 file in ``directory``; return its path.
+
+        The data set is written exactly as received, behind the File Meta
+        Information (:attr:`file_meta`), atomically -- under a temporary name,
+        then renamed, so that no reader ever sees a partial file -- and, with
+        ``fsync`` (the default), durably: the file and the folder are flushed to
+        stable storage before this returns, so a handler that returns Success
+        afterwards never acknowledges an instance a crash could lose. A spooled
+        data set is moved (a rename, on the spool folder's file system).
+
+        ``name`` defaults to ``<SOP Instance UID>.dcm`` when the Affected SOP
+        Instance UID is a safe UID, else to a hash-derived name
+        (:func:`dicomnet.spool.instance_file_name`): a hostile UID never
+        names a file outside ``directory``. An existing file of that name is
+        replaced. ``directory`` must exist.
+        """
+        from . import spool
+
+        if name is None:
+            name = spool.instance_file_name(str(self.request.AffectedSOPInstanceUID or ""))
+        spooled = self._attrs.get("_spooled")
+        path: Path
+        if spooled is not None:
+            path = spooled.store(directory, name, fsync=fsync)
+        else:
+            data = self._attrs.get("_dataset_bytes")
+            if data is None:
+                raise AttributeError(f"the '{self.event.name}' event has no data set")
+            header = self._meta_info().encode()
+            path = spool.store_bytes(directory, name, [header, data], fsync=fsync)
+        self._attrs["_dataset_path"] = path
+        return path
+
+    def _meta_info(self) -> Any:
+        """The :class:`dicomnet.spool.FileMetaInfo` of the received data set."""
+        spooled = self._attrs.get("_spooled")
+        if spooled is not None:
+            return spooled.meta
+        from .service_provider import file_meta_info
+
+        return file_meta_info(self.assoc, self.context.transfer_syntax, self.request)
 
     @property
     def file_meta(self) -> FileMetaDataset:
@@ -429,6 +486,10 @@ class Event:
     def encoded_dataset(self, include_meta: bool = True) -> bytes:
         """The data set as received, optionally as a whole Part 10 file; never re-encoded."""
         data = self._attrs.get("_dataset_bytes")
+        spooled = self._attrs.get("_spooled")
+        if data is None and spooled is not None:
+            raw: bytes = spooled.path.read_bytes() if include_meta else spooled.read_dataset()
+            return raw
         if data is None:
             path = self._attrs.get("_dataset_path")
             if path is None:

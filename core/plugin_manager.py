@@ -63,7 +63,13 @@ ENTRY_POINT_GROUP = "dicomnet.plugins"
 #: set to a non-empty value to stop loading third-party entry points (built-ins still load)
 AUTOLOAD_ENV = "DICOMNET_DISABLE_PLUGIN_AUTOLOAD"
 #: the built-in plugins, in registration order; each is ``dicomnet.plugins.<name>``
-BUILTIN_PLUGINS: tuple[str, ...] = ("verification",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "verification",
+    "storage",
+    "qr",
+    "worklist",
+    "query_services",
+)
 
 _OWN_DISTRIBUTION = "dicomnet"
 _BUILTIN_PACKAGE = "dicomnet.plugins"
@@ -139,12 +145,22 @@ def _entry_points() -> dict[str, tuple[metadata.EntryPoint, str]]:
         dist = ep.dist.name if ep.dist is not None else "?"
         previous = found.get(ep.name)
         if previous is not None and previous[0].value != ep.value:
+            theirs = dist if _is_own(previous[1]) else previous[1] if _is_own(dist) else None
+            if theirs is not None:
+                raise PluginError(_builtin_name_taken(theirs, ep.name))
             raise PluginError(
                 f"two distributions declare the plugin {ep.name!r}: "
                 f"{previous[1]} ({previous[0].value}) and {dist} ({ep.value})"
             )
         found[ep.name] = (ep, dist)
     return found
+
+
+def _builtin_name_taken(dist: str, name: str) -> str:
+    return (
+        f"the distribution {dist} declares a plugin named {name!r}, the name of a "
+        f"built-in plugin; rename its entry point"
+    )
 
 
 def _is_own(dist: str) -> bool:
@@ -165,10 +181,7 @@ def _load_builtin(name: str, eps: Mapping[str, tuple[metadata.EntryPoint, str]])
     if entry is not None:
         ep, dist = entry
         if not _is_own(dist):
-            raise PluginError(
-                f"the distribution {dist} declares a plugin named {name!r}, the name of a "
-                f"built-in plugin; rename its entry point"
-            )
+            raise PluginError(_builtin_name_taken(dist, name))
         return _load_entry_point(name, ep, dist)
     # running from a source tree: our entry points are not installed
     try:

@@ -23,6 +23,15 @@ reaching the peer as anything but a status (PS3.7 Annex C):
 * :func:`handler_failure` logs an exception raised by a handler (or an invalid
   result) and gives the service's failure status.
 
+Receiving without decoding: a service class may declare a ``dataset_sink``
+factory. When a request of one of its SOP classes announces a data set, the
+association asks the factory for a :class:`DatasetSink` before the first data
+fragment is processed, and hands every fragment to it (a memoryview of the
+received PDU, never copied) instead of collecting the data set in memory. The
+SCP then gets whatever the sink's ``finish()`` returned (``call.dataset_path``
+for a file). The Storage plugin uses it to write C-STORE data sets to disk as
+they arrive (:mod:`dicomnet.spool`).
+
 :func:`run_intervention` combines them for the usual SCP step "ask the
 application, get a status".
 
@@ -49,11 +58,14 @@ from .status import StatusTable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dimse_messages import DimseRequest, DimseResponse
+    from .spool import Received
 
 __all__ = [
     "COMMAND_FIELDS",
     "PROCESSING_FAILURE",
     "AcceptedContext",
+    "DatasetSink",
+    "DatasetSinkFactory",
     "InvalidHandlerResult",
     "ServiceCall",
     "ServiceClass",
@@ -130,6 +142,9 @@ class ServiceCall(Protocol):
       the context's transfer syntax), bytes already encoded, or ``None``.
     * ``is_cancelled`` -- a C-CANCEL-RQ arrived for this request's Message ID.
     * ``status_table`` -- the service class's status table.
+    * ``received`` -- the data set as it was received: ``bytes``, a
+      :class:`~dicomnet.spool.SpooledDataset` written by the service class's
+      ``dataset_sink``, a :class:`~dicomnet.spool.SpoolFailure`, or ``None``.
     """
 
     @property
@@ -148,10 +163,42 @@ class ServiceCall(Protocol):
     def is_cancelled(self) -> bool: ...
     @property
     def status_table(self) -> StatusTable: ...
+    @property
+    def received(self) -> Received | None: ...
 
 
 #: ``scp(call)``: serve one request; never raises for an application error.
 SCPFunction = Callable[[ServiceCall], None]
+
+
+class DatasetSink(Protocol):
+    """Where the data set of one received request goes, fragment by fragment (PS3.7 8.1).
+
+    Called in the association's thread, in this order: :meth:`write` for each
+    data-set fragment as it arrives, then exactly one of :meth:`finish` (the
+    last fragment arrived) or :meth:`abort` (the association ended first).
+
+    * ``write(data)`` -- ``data`` is a view of the received PDU; the sink may
+      keep it (the framing never reuses its buffers) or write it out. It must
+      not raise: a sink that cannot store the data set remembers the error,
+      discards the rest and reports it from ``finish()``.
+    * ``finish()`` -- the received object handed to the SCP: the data set as
+      ``bytes``, a :class:`~dicomnet.spool.SpooledDataset` (a Part 10 file,
+      ``call.dataset_path``; deleted after the SCP returns unless it was
+      moved) or a :class:`~dicomnet.spool.SpoolFailure`.
+    * ``abort()`` -- release everything (delete a temporary file); nothing was
+      received, and nothing is reported to anyone.
+    """
+
+    def write(self, data: memoryview, /) -> None: ...
+    def finish(self) -> Received: ...
+    def abort(self) -> None: ...
+
+
+#: ``factory(assoc, context, request)``: the sink for ``request``'s data set, or
+#: ``None`` to collect it in memory (the default). ``context`` is the accepted
+#: presentation context (``context_id``, ``abstract_syntax``, ``transfer_syntax``).
+DatasetSinkFactory = Callable[[Any, AcceptedContext, "DimseRequest"], DatasetSink | None]
 
 
 # -- the declaration -------------------------------------------------------------------------
@@ -230,6 +277,9 @@ class ServiceClass:
     * ``failure_status`` -- what an exception in a handler becomes (PS3.7 C).
     * ``reference`` -- the section of PS3.4 that defines it, for docs and the
       conformance statement.
+    * ``dataset_sink`` -- ``factory(assoc, context, request)`` giving a
+      :class:`DatasetSink` for a received request's data set, or ``None``
+      (the default, and the factory's answer) to collect it in memory.
 
     Mappings are copied into read-only views, so a declared value cannot change
     behind the registry's back.
@@ -247,6 +297,7 @@ class ServiceClass:
     uid: str | None = None
     failure_status: int = attrs.field(default=PROCESSING_FAILURE, validator=_check_status)
     reference: str = ""
+    dataset_sink: DatasetSinkFactory | None = attrs.field(default=None, hash=False)
 
     @name.validator
     def _check_name(self, _attr: attrs.Attribute[str], value: str) -> None:

@@ -16,12 +16,19 @@ matching response type so the peer is never left waiting:
 * the SCP itself raised (a bug in a plugin, not in the application's
   handler, which the plugin already maps to a status): the service class's
   failure status, and a log record. The association goes on.
+
+A request's data set reaches the SCP as it was received: ``bytes`` collected
+in memory, or -- when the service class's ``dataset_sink`` wrote it out as it
+arrived -- a :class:`~dicomnet.spool.SpooledDataset` (``call.dataset_path``).
+A temporary file is deleted once the SCP returns, unless the handler moved it
+(``event.store()``); a file written on demand for ``event.dataset_path`` too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,13 +40,14 @@ from .acse import NegotiatedContext
 from .datasets import encode_dataset
 from .errors import LocalProtocolError
 from .events import InterventionEvent
+from .spool import FileMetaInfo, Received, SpooledDataset, spool_bytes
 from .status import StatusTable, code_to_category
 
 if TYPE_CHECKING:  # pragma: no cover
     from .association import Association
     from .service import ServiceClass
 
-__all__ = ["Call", "ContextView", "dispatch"]
+__all__ = ["Call", "ContextView", "dispatch", "file_meta_info"]
 
 LOGGER = logging.getLogger("dicomnet.assoc")
 
@@ -115,6 +123,27 @@ def attrs_fields(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in attrs.fields(cls))
 
 
+def file_meta_info(assoc: Association, transfer_syntax: str, request: Any) -> FileMetaInfo:
+    """The File Meta Information (PS3.10 7.1) of a data set received with ``request``.
+
+    SOP Class and Instance from the request's Affected SOP Class/Instance UID,
+    the context's transfer syntax, our implementation, the peer's AE title as
+    the Source Application Entity Title.
+    """
+    ae = assoc.ae
+    return FileMetaInfo(
+        sop_class_uid=request.AffectedSOPClassUID or "",
+        sop_instance_uid=request.AffectedSOPInstanceUID or "",
+        transfer_syntax=str(transfer_syntax),
+        implementation_class_uid=str(ae.implementation_class_uid),
+        implementation_version_name=ae.implementation_version_name,
+        source_ae_title=(
+            assoc.requestor.ae_title if assoc.is_acceptor else assoc.acceptor.ae_title
+        )
+        or None,
+    )
+
+
 class Call:
     """One received request, as a service class's SCP sees it (``ServiceCall``)."""
 
@@ -124,6 +153,8 @@ class Call:
         "_data",
         "_event_context",
         "_final_sent",
+        "_on_demand",
+        "_received",
         "_request",
         "_service",
     )
@@ -133,16 +164,18 @@ class Call:
         assoc: Association,
         context: NegotiatedContext,
         request: dm.DimseRequest,
-        data: bytes | None,
+        data: Received | None,
         service: ServiceClass,
     ) -> None:
         self._assoc = assoc
         self._context = context
         self._event_context = ContextView(context)
         self._request = request
-        self._data = data
+        self._received = data
+        self._data = data if isinstance(data, bytes) else None
         self._service = service
         self._final_sent = False
+        self._on_demand: SpooledDataset | None = None
 
     @property
     def assoc(self) -> Association:
@@ -158,12 +191,23 @@ class Call:
 
     @property
     def has_dataset(self) -> bool:
-        return self._data is not None
+        return self._received is not None
 
     @property
     def dataset_bytes(self) -> bytes | None:
-        """The request's data set exactly as received (not decoded)."""
+        """The request's data set exactly as received (not decoded), if it was kept in memory."""
         return self._data
+
+    @property
+    def received(self) -> Received | None:
+        """What the data set sink returned: ``bytes``, a spooled file or a spool failure."""
+        return self._received
+
+    @property
+    def dataset_path(self) -> Path | None:
+        """The Part 10 file the data set was written to as it arrived, if it was."""
+        received = self._received
+        return received.path if isinstance(received, SpooledDataset) else None
 
     @property
     def status_table(self) -> StatusTable:
@@ -190,8 +234,30 @@ class Call:
             "_dataset_bytes": self._data,
             "_is_cancelled": lambda: self._assoc._is_cancelled(message_id),
         }
+        received = self._received
+        if isinstance(received, SpooledDataset):
+            base["_dataset_path"] = received.path
+            base["_spooled"] = received
+        elif self._data is not None:
+            base["_spool"] = self._spool_on_demand
         base.update(attrs)
         return self._assoc._intervene(event, base)
+
+    def _spool_on_demand(self) -> SpooledDataset:
+        """Write the in-memory data set as a temporary Part 10 file (``event.dataset_path``)."""
+        if self._on_demand is None:
+            assert self._data is not None
+            meta = file_meta_info(self._assoc, self._event_context.transfer_syntax, self._request)
+            self._on_demand = spool_bytes(meta, self._data, self._assoc.ae.spool_directory)
+        return self._on_demand
+
+    def release(self) -> None:
+        """Delete the temporary files of this request (those the handler did not move)."""
+        received = self._received
+        if isinstance(received, SpooledDataset):
+            received.discard()
+        if self._on_demand is not None:
+            self._on_demand.discard()
 
     def send(self, response: dm.DimseResponse, dataset: Dataset | bytes | None = None) -> None:
         data: bytes | None
@@ -215,9 +281,22 @@ def _refuse(
 
 
 def dispatch(
-    assoc: Association, context_id: int, request: dm.DimseMessage, data: bytes | None
+    assoc: Association, context_id: int, request: dm.DimseMessage, data: Received | None
 ) -> None:
-    """Serve one received request (see the module docstring for the refusals)."""
+    """Serve one received request (see the module docstring for the refusals).
+
+    A temporary file holding the request's data set is deleted when this returns.
+    """
+    try:
+        _dispatch(assoc, context_id, request, data)
+    finally:
+        if isinstance(data, SpooledDataset):
+            data.discard()
+
+
+def _dispatch(
+    assoc: Association, context_id: int, request: dm.DimseMessage, data: Received | None
+) -> None:
     context = assoc._by_id.get(context_id)
     if context is None or not isinstance(request, dm.DimseRequest):
         return  # the assembler only lets accepted contexts through
@@ -265,3 +344,5 @@ def dispatch(
         if not call.final_sent:
             with contextlib.suppress(LocalProtocolError):
                 call.send(response_for(request, service.failure_status))
+    finally:
+        call.release()

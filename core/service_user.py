@@ -24,9 +24,11 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
+from . import _sop_groups, store_scu
 from . import dimse_messages as dm
 from .acse import NegotiatedContext
 from .datasets import decode_dataset, encode_dataset
+from .errors import LocalProtocolError
 from .status import code_to_category
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,35 +75,59 @@ _N_STATUS_KEYWORDS = (
     "ActionTypeID",
 )
 
-#: The single-letter query model keys older pynetdicom releases accepted.
-_LEGACY_QUERY_MODELS = {
-    "C-FIND": {
-        "P": "1.2.840.10008.5.1.4.1.2.1.1",
-        "S": "1.2.840.10008.5.1.4.1.2.2.1",
-        "O": "1.2.840.10008.5.1.4.1.2.3.1",
-        "W": "1.2.840.10008.5.1.4.31",
-    },
-    "C-GET": {
-        "P": "1.2.840.10008.5.1.4.1.2.1.3",
-        "S": "1.2.840.10008.5.1.4.1.2.2.3",
-        "O": "1.2.840.10008.5.1.4.1.2.3.3",
-        "C": "1.2.840.10008.5.1.4.1.2.4.3",
-        "CB": "1.2.840.10008.5.1.4.1.2.5.3",
-    },
-    "C-MOVE": {
-        "P": "1.2.840.10008.5.1.4.1.2.1.2",
-        "S": "1.2.840.10008.5.1.4.1.2.2.2",
-        "O": "1.2.840.10008.5.1.4.1.2.3.2",
-        "C": "1.2.840.10008.5.1.4.1.2.4.2",
-    },
-}
+def _models(**keys: str) -> dict[str, str]:
+    return {key: _sop_groups.SOP_CLASSES[keyword] for key, keyword in keys.items()}
 
-_UNCOMPRESSED = (
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.1.99",
-    "1.2.840.10008.1.2.2",
-)
+
+#: The query model keys older pynetdicom releases accepted in place of a UID (deprecated
+#: there), for each service: the information models of PS3.4 C, K, Q, U, V, X, BB, HH, II.
+_LEGACY_QUERY_MODELS = {
+    "C-FIND": _models(
+        P="PatientRootQueryRetrieveInformationModelFind",
+        S="StudyRootQueryRetrieveInformationModelFind",
+        O="PatientStudyOnlyQueryRetrieveInformationModelFind",
+        W="ModalityWorklistInformationModelFind",
+        G="GeneralRelevantPatientInformationQuery",
+        B="BreastImagingRelevantPatientInformationQuery",
+        C="CardiacRelevantPatientInformationQuery",
+        PC="ProductCharacteristicsQuery",
+        SA="SubstanceApprovalQuery",
+        H="HangingProtocolInformationModelFind",
+        D="DefinedProcedureProtocolInformationModelFind",
+        CP="ColorPaletteQueryRetrieveInformationModelFind",
+        IG="GenericImplantTemplateInformationModelFind",
+        IA="ImplantAssemblyTemplateInformationModelFind",
+        IT="ImplantTemplateGroupInformationModelFind",
+        PA="ProtocolApprovalInformationModelFind",
+    ),
+    "C-GET": _models(
+        P="PatientRootQueryRetrieveInformationModelGet",
+        S="StudyRootQueryRetrieveInformationModelGet",
+        O="PatientStudyOnlyQueryRetrieveInformationModelGet",
+        C="CompositeInstanceRootRetrieveGet",
+        CB="CompositeInstanceRetrieveWithoutBulkDataGet",
+        H="HangingProtocolInformationModelGet",
+        D="DefinedProcedureProtocolInformationModelGet",
+        CP="ColorPaletteQueryRetrieveInformationModelGet",
+        IG="GenericImplantTemplateInformationModelGet",
+        IA="ImplantAssemblyTemplateInformationModelGet",
+        IT="ImplantTemplateGroupInformationModelGet",
+        PA="ProtocolApprovalInformationModelGet",
+    ),
+    "C-MOVE": _models(
+        P="PatientRootQueryRetrieveInformationModelMove",
+        S="StudyRootQueryRetrieveInformationModelMove",
+        O="PatientStudyOnlyQueryRetrieveInformationModelMove",
+        C="CompositeInstanceRootRetrieveMove",
+        H="HangingProtocolInformationModelMove",
+        D="DefinedProcedureProtocolInformationModelMove",
+        CP="ColorPaletteQueryRetrieveInformationModelMove",
+        IG="GenericImplantTemplateInformationModelMove",
+        IA="ImplantAssemblyTemplateInformationModelMove",
+        IT="ImplantTemplateGroupInformationModelMove",
+        PA="ProtocolApprovalInformationModelMove",
+    ),
+}
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -187,83 +213,28 @@ def c_echo(assoc: Association, msg_id: int) -> Dataset:
     return _single(assoc, context, request, None, dm.CEchoRSP)[0]
 
 
-def _store_context(assoc: Association, dataset: Dataset) -> tuple[NegotiatedContext, bytes]:
-    """Choose the context for a data set and encode it (PS3.7 9.1.1; PS3.5 10)."""
-    sop_class = str(dataset.SOPClassUID)
-    meta = getattr(dataset, "file_meta", None)
-    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
-    if syntax is None:
-        implicit = getattr(dataset, "is_implicit_VR", None)
-        little = getattr(dataset, "is_little_endian", None)
-        if implicit is None and getattr(dataset, "original_encoding", None):
-            implicit, little = dataset.original_encoding
-        if implicit is not None:
-            syntax = (
-                "1.2.840.10008.1.2"
-                if implicit
-                else "1.2.840.10008.1.2.1"
-                if little is not False
-                else "1.2.840.10008.1.2.2"
-            )
-    negotiation = assoc._negotiation
-    assert negotiation is not None
-    context = negotiation.find_context(sop_class, transfer_syntax=syntax, as_scu=True)
-    if context is None and (syntax is None or str(syntax) in _UNCOMPRESSED):
-        # an uncompressed data set converts to any other uncompressed syntax
-        context = next(
-            (
-                cx
-                for cx in negotiation.accepted_contexts
-                if cx.abstract_syntax == sop_class
-                and cx.as_scu
-                and cx.transfer_syntax in _UNCOMPRESSED
-            ),
-            None,
-        )
-    if context is None:
-        offered = sorted(
-            {
-                uid_name(cx.transfer_syntax)
-                for cx in negotiation.accepted_contexts
-                if cx.abstract_syntax == sop_class
-            }
-        )
-        raise ValueError(
-            f"No presentation context for '{uid_name(sop_class)}' has been accepted by the "
-            f"peer for the '{uid_name(syntax)}' transfer syntax"
-            + (f"; accepted: {', '.join(offered)}" if offered else "")
-        )
-    return context, encode_for_context(dataset, context)
-
-
 def c_store(
     assoc: Association,
-    dataset: Dataset,
+    dataset: Any,
     msg_id: int,
     priority: int,
     originator_aet: str | None,
     originator_id: int | None,
 ) -> Dataset:
-    """C-STORE (PS3.7 9.1.1)."""
-    assoc._check_established()
-    if priority not in (0, 1, 2):
-        raise ValueError("'priority' must be 0, 1 or 2")
-    for keyword in ("SOPClassUID", "SOPInstanceUID"):
-        if keyword not in dataset:
-            raise AttributeError(f"The dataset to be sent is missing the '{keyword}' element")
-    context, data = _store_context(assoc, dataset)
-    request = dm.CStoreRQ(
-        MessageID=assoc._next_message_id(msg_id),
-        AffectedSOPClassUID=str(dataset.SOPClassUID),
-        AffectedSOPInstanceUID=str(dataset.SOPInstanceUID),
-        Priority=priority,
-        MoveOriginatorApplicationEntityTitle=originator_aet,
-        MoveOriginatorMessageID=originator_id,
-    )
-    return _single(assoc, context, request, data, dm.CStoreRSP)[0]
+    """C-STORE (PS3.7 9.1.1): a Dataset, a file path or a binary file object.
+
+    See :func:`dicomnet.store_scu.c_store`: a Part 10 file whose transfer syntax
+    was accepted is streamed as it is; otherwise the data set is converted.
+    """
+    return store_scu.c_store(assoc, dataset, msg_id, priority, originator_aet, originator_id)
 
 
 # -- C-FIND, C-GET, C-MOVE, C-CANCEL --------------------------------------------------------------
+
+
+def _check_priority(priority: int) -> None:
+    if priority not in (0, 1, 2):
+        raise ValueError("'priority' must be 0 (medium), 1 (high) or 2 (low)")
 
 
 def _query(
@@ -275,24 +246,77 @@ def _query(
     context: NegotiatedContext,
     response_type: type[dm.DimseResponse],
 ) -> Iterator[tuple[Dataset, Dataset | None]]:
+    """Send the request; yield ``(status, identifier)`` per response until the final one.
+
+    Identifiers (PS3.7 9.1.2-9.1.4): a C-FIND's with each Pending response; a
+    C-GET's or C-MOVE's with a final Warning, Failure or Cancel (its Failed SOP
+    Instance UID List; an empty Dataset when the peer sent none); else ``None``.
+    Leaving the loop before the final response cancels the operation (see
+    :func:`_abandon`).
+    """
     data = encode_for_context(dataset, context)
-    for item in assoc._exchange(context, request, data):
-        if item is None:
-            yield Dataset(), None
+    exchange = iter(assoc._exchange(context, request, data))
+    final = False
+    try:
+        for item in exchange:
+            if item is None:
+                final = True
+                yield Dataset(), None
+                return
+            response, payload = item
+            if not isinstance(response, response_type):
+                final = True
+                yield _invalid_response(assoc, request.message_name, response), None
+                return
+            status = status_dataset(response)
+            category = code_to_category(response.Status)
+            final = category != "Pending"
+            if service == "C-FIND":
+                identifier = (
+                    _decode(payload, context, "identifier") if category == "Pending" else None
+                )
+            else:  # C-GET/C-MOVE: a Failed SOP Instance UID List after the last sub-operation
+                identifier = None
+                if category in ("Warning", "Failure", "Cancel"):
+                    identifier = _decode(payload, context, "identifier") or Dataset()
+            yield status, identifier
+    except GeneratorExit:
+        if not final:
+            _abandon(assoc, request, context, exchange)
+        raise
+    finally:
+        close = getattr(exchange, "close", None)
+        if close is not None:
+            close()
+
+
+def _abandon(
+    assoc: Association,
+    request: dm.DimseRequest,
+    context: NegotiatedContext,
+    exchange: Iterator[tuple[dm.DimseResponse, bytes | None] | None],
+) -> None:
+    """The caller left the loop before the final response: cancel, and drain what is left.
+
+    Without this the peer would go on matching (or sending sub-operations), and
+    its late responses would reach the next request that reuses the Message
+    ID. So a C-CANCEL-RQ is sent (PS3.7 9.3.2.3) and the responses are read and
+    dropped until the final one (or a DIMSE timeout or an abort).
+    """
+    if not assoc.is_established:
+        return
+    LOGGER.info(
+        "Leaving a %s before its final response: sending a C-CANCEL", request.message_name
+    )
+    try:
+        assoc._send_message(
+            context.context_id, dm.CCancelRQ(MessageIDBeingRespondedTo=request.MessageID), None
+        )
+    except LocalProtocolError:
+        return
+    for item in exchange:
+        if item is None or code_to_category(item[0].Status) != "Pending":
             return
-        response, payload = item
-        if not isinstance(response, response_type):
-            yield _invalid_response(assoc, request.message_name, response), None
-            return
-        status = status_dataset(response)
-        category = code_to_category(response.Status)
-        if service == "C-FIND":
-            identifier = _decode(payload, context, "identifier") if category == "Pending" else None
-        else:  # C-GET/C-MOVE: a Failed SOP Instance UID List after the last sub-operation
-            identifier = None
-            if category in ("Warning", "Failure", "Cancel"):
-                identifier = _decode(payload, context, "identifier") or Dataset()
-        yield status, identifier
 
 
 def c_find(
@@ -303,6 +327,7 @@ def c_find(
     A generator, as in pynetdicom: the checks run at the first ``next()``.
     """
     assoc._check_established()
+    _check_priority(priority)
     model = _query_model(query_model, "C-FIND")
     context = assoc._context_for(model)
     request = dm.CFindRQ(
@@ -317,6 +342,7 @@ def c_get(
     """C-GET (PS3.7 9.1.3): the C-STORE sub-operations arrive on this association and go to
     the handler bound to ``EVT_C_STORE``; yields ``(status, identifier)``."""
     assoc._check_established()
+    _check_priority(priority)
     model = _query_model(query_model, "C-GET")
     context = assoc._context_for(model)
     request = dm.CGetRQ(
@@ -335,14 +361,22 @@ def c_move(
 ) -> Iterator[tuple[Dataset, Dataset | None]]:
     """C-MOVE (PS3.7 9.1.4): the peer sends the matches to ``move_aet``."""
     assoc._check_established()
+    _check_priority(priority)
     model = _query_model(query_model, "C-MOVE")
     context = assoc._context_for(model)
-    destination = move_aet.decode("ascii") if isinstance(move_aet, bytes) else str(move_aet)
+    destination = (
+        move_aet.decode("ascii", "replace") if isinstance(move_aet, bytes) else str(move_aet)
+    ).strip()
+    if not 0 < len(destination) <= 16 or "\\" in destination or not destination.isprintable():
+        raise ValueError(
+            f"Invalid move destination {move_aet!r}: an AE title of 1 to 16 characters, "
+            "no backslash or control characters (PS3.5 Table 6.2-1, AE)"
+        )
     request = dm.CMoveRQ(
         MessageID=assoc._next_message_id(msg_id),
         AffectedSOPClassUID=model,
         Priority=priority,
-        MoveDestination=destination.strip(),
+        MoveDestination=destination,
     )
     yield from _query(assoc, "C-MOVE", dataset, model, request, context, dm.CMoveRSP)
 
