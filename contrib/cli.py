@@ -5,6 +5,8 @@ options of :mod:`dicomnet.contrib._cli_common`:
 
 * ``dicomnet echo HOST PORT``: verify that a peer answers C-ECHO (PS3.4 Annex
   A, PS3.7 9.1.5).
+* ``dicomnet store HOST PORT PATH...``: send files and folders (C-STORE, PS3.4 B).
+* ``dicomnet receive --port P --dir DIR``: a Storage SCP writing Part 10 files.
 
 Messages go to stderr; stdout is kept for a command's results (``echo`` has
 none). The exit status is 0 on success, 1 when the peer answered with a
@@ -34,6 +36,7 @@ from ._cli_common import (
     open_association,
     verbosity_options,
 )
+from .receive import receive
 from .store import store
 
 __all__ = ["echo", "main", "run_echo"]
@@ -151,6 +154,7 @@ def echo(host: str, port: int, repeat: int, client: ClientOptions) -> None:
 
 
 main.add_command(store)
+main.add_command(receive)
 
 if __name__ == "__main__":  # pragma: no cover - python -m dicomnet.contrib.cli
     main()
