@@ -53,17 +53,22 @@ counts and Remaining: the sub-operations not started).
 (``dicomnet_resolve_move_destination``, e.g. the ``MoveDestinations`` table of
 :mod:`dicomnet.plugins.qr`), then takes the handler's first yield,
 ``(addr, port)`` or ``(addr, port, kwargs)``; ``(None, None)`` means unknown.
-Nobody knows the title: A801H *Move destination unknown*. The association to
-the destination is opened when the first sub-operation is due. Unless
+When a plugin knows the title the handler may leave the destination out and
+yield the number of sub-operations (or a refusal) first; a destination it
+yields anyway is ignored. Nobody knows the title: A801H *Move destination
+unknown*. The association to the destination is opened when the first
+sub-operation is due. Unless
 ``kwargs`` give ``contexts``, they are worked out from the instances
 (:func:`dicomnet.retrieve_helpers.store_contexts`): the engine reads up to
 :data:`MOVE_LOOKAHEAD` results ahead and proposes a context per SOP class and
 transfer syntax among them; an instance whose need was not proposed makes it
 release that association and open one that proposes it too. When the
-destination cannot be reached, the remaining sub-operations fail and the final
-status follows the counts (A702H when none completed): A801H means *unknown*,
-not *unreachable*. The C-STOREs carry the Move Originator AE Title and Message
-ID (PS3.7 9.1.1.1.x) and the C-MOVE's priority.
+destination cannot be reached, the remaining sub-operations fail (the engine
+reads the handler's remaining data sets to list them in the Failed SOP
+Instance UID List) and the final status follows the counts (A702H when none
+completed): A801H means *unknown*, not *unreachable*. The C-STOREs carry the
+Move Originator AE Title and Message ID (PS3.7 9.1.1.1.x) and the C-MOVE's
+priority.
 
 **Failures of the application** never escape: an exception in the handler, a
 value that is not what the contract asks for, an identifier that cannot be
@@ -676,6 +681,7 @@ def _run_suboperations(
         try:
             _suboperation(payload, send, progress)
         except _Unreachable as exc:
+            _list_unsent(results, progress)
             progress.fail_remaining()
             status = exc.status if exc.status is not None else progress.final_status()
             _final(call, progress, status)
@@ -691,6 +697,22 @@ def _run_suboperations(
         )
         progress.fail_remaining()
     _final(call, progress, progress.final_status())
+
+
+def _list_unsent(results: Iterator[Any], progress: _Progress) -> None:
+    """List the instances the handler still has for the sub-operations that can no longer be
+    started, so that the Failed SOP Instance UID List names every failed one (PS3.4 C.4.2.3.1)."""
+    for _ in range(progress.remaining):
+        try:
+            item = next(results)
+        except Exception as exc:  # StopIteration included: the rest count as failed, unlisted
+            LOGGER.debug("No more instances to list as failed: %r", exc)
+            return
+        if not _looks_pending(item):
+            return
+        uid = describe_instance(item[1]).sop_instance_uid
+        if uid:
+            progress.failed_uids.append(uid)
 
 
 def _suboperation(item: object, send: Sender, progress: _Progress) -> None:
@@ -770,6 +792,16 @@ def parse_destination(value: object) -> Destination | None:
             f"{value!r} is not a move destination (addr: str, port: 1-65535, kwargs: dict)"
         )
     return addr, port, kwargs
+
+
+def _destination_shaped(value: object) -> bool:
+    """Whether a first yield is meant as a destination (an address or ``None`` first), not as
+    the number of sub-operations or a ``(status, identifier)`` refusal."""
+    return (
+        isinstance(value, tuple | list)
+        and len(value) in (2, 3)
+        and (value[0] is None or isinstance(value[0], str))
+    )
 
 
 def _resolve_by_plugins(call: ServiceCall, title: str) -> Destination | None:
@@ -894,8 +926,8 @@ def serve_move(call: ServiceCall, op: Operation) -> None:
         except Exception as exc:
             _refuse(call, exc, EVT_C_MOVE, op.failures.handler)
             return
-        if known is not None and isinstance(first, int) and not isinstance(first, bool):
-            results.push(first)  # destination left to the plugins: this is the count
+        if known is not None and first is not None and not _destination_shaped(first):
+            results.push(first)  # destination left to the plugins: the count, or a refusal
             first = None
         try:
             offered = parse_destination(first)
