@@ -557,6 +557,9 @@ class _ExplicitToImplicit:
                 out.write(_TAG_LENGTH.pack(group, element, length))
                 for piece in r.pieces(length):
                     out.write(piece)
+                    # a value may be far larger than a chunk (pixel data): pass it on
+                    # as it is read, or the whole value would be held at once
+                    yield from out.drain()
             yield from out.drain()
 
     def _sequence(self, length: int, *, explicit: bool) -> Iterator[Buffer]:

@@ -388,6 +388,39 @@ def test_inflate_output_is_bounded_per_chunk() -> None:
     assert total == len(data)
 
 
+def test_explicit_to_implicit_streams_a_large_value_in_bounded_chunks() -> None:
+    """A value far larger than a chunk (multi-frame pixel data) is passed on as it is read,
+    never gathered whole: the output chunks stay bounded, and the first comes out long
+    before the input is exhausted."""
+    size = 16 * tc.STREAM_CHUNK_SIZE
+    head = encode_dataset(ct_dataset(with_sequence=False), EXPLICIT)
+    head = head[: head.index(struct.pack("<HH", 0x7FE0, 0x0010))]
+    pixel_header = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, size)
+    block = bytes(range(256)) * 256  # 64 KiB
+    consumed = [0]
+
+    def chunks() -> Iterator[bytes]:
+        for piece in (head, pixel_header):
+            consumed[0] += len(piece)
+            yield piece
+        for _ in range(size // len(block)):
+            consumed[0] += len(block)
+            yield block
+
+    total = len(head) + len(pixel_header) + size
+    first_at = None
+    largest = 0
+    out = 0
+    for chunk in tc.explicit_to_implicit(chunks()):
+        if first_at is None:
+            first_at = consumed[0]
+        largest = max(largest, len(chunk))
+        out += len(chunk)
+    assert largest <= 2 * tc.STREAM_CHUNK_SIZE
+    assert first_at is not None and first_at <= 2 * tc.STREAM_CHUNK_SIZE < total
+    assert out == total - 4  # the pixel data header loses its VR and reserved bytes
+
+
 def test_corrupt_deflated_data_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="corrupt"):
         join(tc.inflate_chunks([b"\xff\xff\xff\xff not deflate"]))
