@@ -7,6 +7,8 @@ options of :mod:`dicomnet.contrib._cli_common`:
   A, PS3.7 9.1.5).
 * ``dicomnet store HOST PORT PATH...``: send files and folders (C-STORE, PS3.4 B).
 * ``dicomnet receive --port P --dir DIR``: a Storage SCP writing Part 10 files.
+* ``dicomnet serve --port P --aet AE --dir DIR``: a small PACS (Storage,
+  Query/Retrieve, Worklist SCP) on an index (docs/serve.md).
 
 Messages go to stderr; stdout is kept for a command's results (``echo`` has
 none). The exit status is 0 on success, 1 when the peer answered with a
@@ -37,6 +39,7 @@ from ._cli_common import (
     verbosity_options,
 )
 from .receive import receive
+from .serve import serve_command
 from .store import store
 
 __all__ = ["echo", "main", "run_echo"]
@@ -155,6 +158,7 @@ def echo(host: str, port: int, repeat: int, client: ClientOptions) -> None:
 
 main.add_command(store)
 main.add_command(receive)
+main.add_command(serve_command)
 
 if __name__ == "__main__":  # pragma: no cover - python -m dicomnet.contrib.cli
     main()

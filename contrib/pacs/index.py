@@ -95,8 +95,10 @@ __all__ = [
     "Instance",
     "NotAnInstance",
     "Patient",
+    "RescanReport",
     "Series",
     "Study",
+    "database_url",
     "make_engine",
 ]
 
@@ -434,12 +436,26 @@ class AddResult:
     previous_path: str | None
 
 
+@attrs.frozen
+class RescanReport:
+    """What :meth:`Index.rescan` did: files indexed, files that could not be,
+    and rows removed because their file is gone."""
+
+    added: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
 # --- engines --------------------------------------------------------------------------
 
 _WRITE_OPTION: Final = "dicomnet_pacs_write"
 
 
-def _sqlite_connect(busy_ms: int) -> Callable[[Any, Any], None]:
+#: values of SQLite's ``synchronous`` pragma :func:`make_engine` accepts
+_SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+
+def _sqlite_connect(busy_ms: int, synchronous: str) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's own transaction handling
         # defers it and cannot do BEGIN IMMEDIATE).
@@ -448,7 +464,7 @@ def _sqlite_connect(busy_ms: int) -> Callable[[Any, Any], None]:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
@@ -464,21 +480,50 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str | URL, *, busy_timeout: float = 60.0, **kwargs: Any) -> Engine:
+def database_url(url: str | URL) -> URL:
+    """``url`` as SQLAlchemy takes it, with psycopg (3) as the PostgreSQL driver.
+
+    ``postgresql://...`` and ``postgres://...`` (libpq's spellings, which
+    SQLAlchemy would give to psycopg2) become ``postgresql+psycopg://...``; a
+    URL naming its driver is left as it is.
+    """
+    if isinstance(url, str) and url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(
+    url: str | URL,
+    *,
+    busy_timeout: float = 60.0,
+    synchronous: str = "NORMAL",
+    **kwargs: Any,
+) -> Engine:
     """An engine for the index at ``url``, configured for concurrent writers.
 
-    SQLite: WAL journal, ``synchronous=NORMAL``, foreign keys on, a busy
-    timeout of ``busy_timeout`` seconds and ``BEGIN IMMEDIATE`` for write
-    transactions. Other databases: ``pool_pre_ping``. ``kwargs`` go to
+    SQLite: WAL journal, foreign keys on, a busy timeout of ``busy_timeout``
+    seconds and ``BEGIN IMMEDIATE`` for write transactions. ``synchronous``
+    is SQLite's pragma: ``NORMAL`` (the default) makes a commit survive a
+    crash of the process but not always a power loss; ``FULL`` flushes the
+    WAL at every commit, so that a committed row survives a power loss too
+    (what ``dicomnet serve`` uses). PostgreSQL (``postgresql://`` means
+    psycopg 3, :func:`database_url`): ``pool_pre_ping``; its commits are
+    durable unless the server is configured otherwise. ``kwargs`` go to
     :func:`sqlalchemy.create_engine`.
     """
-    url = make_url(url)
+    url = database_url(url)
     if url.get_backend_name() == "sqlite":
+        mode = synchronous.upper()
+        if mode not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {mode!r}")
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", busy_timeout)
         connect_args.setdefault("check_same_thread", False)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        event.listen(engine, "connect", _sqlite_connect(int(busy_timeout * 1000)))
+        event.listen(engine, "connect", _sqlite_connect(int(busy_timeout * 1000), mode))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -513,7 +558,9 @@ class Index:
     ``storage_dir`` is the folder stored paths are relative to; each process
     may mount it elsewhere. ``options`` are the default matching options of
     :meth:`find` (:data:`~.matching.QR_OPTIONS`: unknown values match,
-    PS3.4 C.2.2.1.2).
+    PS3.4 C.2.2.1.2). ``busy_timeout`` and ``synchronous`` are SQLite's (see
+    :func:`make_engine`); ``engine_kwargs`` go to
+    :func:`sqlalchemy.create_engine` (``pool_size``...).
 
     Thread-safe: every call takes its own connection from the engine's pool.
     """
@@ -526,6 +573,7 @@ class Index:
         options: MatchOptions = QR_OPTIONS,
         create: bool = True,
         busy_timeout: float = 60.0,
+        synchronous: str = "NORMAL",
         retries: int = 10,
         engine: Engine | None = None,
         **engine_kwargs: Any,
@@ -537,7 +585,9 @@ class Index:
                     raise ValueError("Index needs a database URL or a storage_dir")
                 self.storage_dir.mkdir(parents=True, exist_ok=True)
                 url = URL.create("sqlite", database=str(self.storage_dir / "index.sqlite"))
-            engine = make_engine(url, busy_timeout=busy_timeout, **engine_kwargs)
+            engine = make_engine(
+                url, busy_timeout=busy_timeout, synchronous=synchronous, **engine_kwargs
+            )
         self.engine = engine
         self.dialect: str = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
@@ -692,6 +742,74 @@ class Index:
         flush()
         return results
 
+    def rescan(
+        self, *, suffix: str = ".dcm", prune: bool = False, batch_size: int = 500
+    ) -> RescanReport:
+        """Bring the index up to date with the files of the storage folder.
+
+        Indexes every file under the storage folder whose name ends with
+        ``suffix`` (hidden folders and files skipped) that the index does not
+        hold, or whose size differs from the indexed one, or that was
+        modified after its row was written: the files a crash left between
+        storing and indexing (see docs/serve.md, *Durability*). With
+        ``prune``, rows whose file no longer exists are removed. A file that
+        cannot be indexed (not DICOM, no UIDs) is logged and listed in
+        :attr:`RescanReport.failed`.
+        """
+        if self.storage_dir is None:
+            raise ValueError("rescan needs the index's storage_dir")
+        added: list[str] = []
+        failed: list[str] = []
+        batch: list[tuple[str, os.stat_result]] = []
+
+        def check() -> None:
+            stored = {p for p, _ in batch}
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(INSTANCE.c.path, INSTANCE.c.size, INSTANCE.c.stored_at).where(
+                        INSTANCE.c.path.in_(stored)
+                    )
+                ).all()
+            known = {str(row.path): (row.size, _timestamp(row.stored_at)) for row in rows}
+            for path, st in batch:
+                entry = known.get(path)
+                if entry is not None and entry[0] == st.st_size and st.st_mtime <= entry[1]:
+                    continue
+                try:
+                    self.add(self.resolve(path))
+                except Exception as exc:
+                    LOGGER.warning("cannot index %s: %s", path, exc)
+                    failed.append(path)
+                else:
+                    added.append(path)
+            batch.clear()
+
+        for folder, dirs, files in os.walk(self.storage_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith(".") or not name.endswith(suffix):
+                    continue
+                full = Path(folder) / name
+                try:
+                    st = full.stat()
+                except OSError:
+                    continue
+                batch.append((self.stored_path(full), st))
+                if len(batch) >= batch_size:
+                    check()
+        if batch:
+            check()
+        removed: list[str] = []
+        if prune:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(INSTANCE.c.sop_instance_uid, INSTANCE.c.path)).all()
+            for row in rows:
+                if not self.resolve(str(row.path)).exists():
+                    gone = self.remove(str(row.sop_instance_uid))
+                    if gone is not None:
+                        removed.append(gone)
+        return RescanReport(tuple(added), tuple(failed), tuple(removed))
+
     def remove(self, sop_instance_uid: str) -> str | None:
         """Remove an instance; return its stored path (``None`` if it was not indexed).
 
@@ -794,6 +912,17 @@ class Index:
                 InstanceLocation(self.resolve(row[0]), row[1], row[2], row[3])
                 for row in conn.execute(stmt)
             ]
+
+
+def _timestamp(value: Any) -> float:
+    """A ``stored_at`` value as POSIX seconds (naive values, from SQLite, are UTC)."""
+    if isinstance(value, str):
+        value = _dt.datetime.fromisoformat(value)
+    if not isinstance(value, _dt.datetime):
+        return float("-inf")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return float(value.timestamp())
 
 
 # --- ingest in a transaction ----------------------------------------------------------
