@@ -82,6 +82,8 @@ def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
     if deflated:
         compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         raw = compressor.compress(raw) + compressor.flush()
+        if len(raw) % 2:  # PS3.5 A.5: a single trailing NULL byte makes the length even
+            raw += b"\x00"
     return raw
 
 

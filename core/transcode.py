@@ -384,13 +384,21 @@ class _Out:
 def deflate_chunks(
     chunks: Iterable[Buffer], level: int = zlib.Z_DEFAULT_COMPRESSION
 ) -> Iterator[Buffer]:
-    """Deflate a data set as it streams (PS3.5 A.5: raw deflate, no zlib header)."""
+    """Deflate a data set as it streams (PS3.5 A.5: raw deflate, no zlib header).
+
+    A bit stream of odd length gets a single trailing NULL byte (PS3.5 A.5).
+    """
     compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     out = _Out()
+    length = 0
     for chunk in chunks:
-        out.write(compressor.compress(chunk))
+        data = compressor.compress(chunk)
+        length += len(data)
+        out.write(data)
         yield from out.drain()
-    out.write(compressor.flush())
+    data = compressor.flush()
+    length += len(data)
+    out.write(data + b"\x00" if length % 2 else data)
     yield from out.drain(final=True)
 
 

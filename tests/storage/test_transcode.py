@@ -421,6 +421,30 @@ def test_explicit_to_implicit_streams_a_large_value_in_bounded_chunks() -> None:
     assert out == total - 4  # the pixel data header loses its VR and reserved bytes
 
 
+def raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+def test_deflated_data_sets_have_even_length() -> None:
+    """PS3.5 A.5: a deflated bit stream of odd length gets a single trailing NULL byte --
+    whether deflated as it streams or encoded from a Dataset; it still inflates the same."""
+    parities = set()
+    for seed in range(1, 40):
+        raw = encode_dataset(ct_dataset(rows=8, columns=8, seed=seed), EXPLICIT)
+        deflated = raw_deflate(raw)
+        odd = len(deflated) % 2
+        parities.add(odd)
+        expected = deflated + b"\x00" * odd
+        assert join(tc.deflate_chunks([raw[:100], raw[100:]])) == expected, seed
+        assert encode_dataset(decode_dataset(raw, EXPLICIT), DEFLATED) == expected, seed
+        assert join(tc.inflate_chunks([expected])) == raw
+        assert encode_dataset(decode_dataset(expected, DEFLATED), EXPLICIT) == raw
+        if parities == {0, 1}:
+            break
+    assert parities == {0, 1}, "no data set of each parity found: the test proves nothing"
+
+
 def test_corrupt_deflated_data_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="corrupt"):
         join(tc.inflate_chunks([b"\xff\xff\xff\xff not deflate"]))
