@@ -38,6 +38,7 @@ from ._cli_common import (
     open_association,
     verbosity_options,
 )
+from .qr_cli import find, get, move
 from .receive import receive
 from .serve import serve_command
 from .store import store
@@ -158,6 +159,9 @@ def echo(host: str, port: int, repeat: int, client: ClientOptions) -> None:
 
 main.add_command(store)
 main.add_command(receive)
+main.add_command(find)
+main.add_command(get)
+main.add_command(move)
 main.add_command(serve_command)
 
 if __name__ == "__main__":  # pragma: no cover - python -m dicomnet.contrib.cli

@@ -1,0 +1,920 @@
+"""``dicomnet find``, ``get`` and ``move``: the Query/Retrieve SCUs (PS3.4 C, K; PS3.7 9.1.2-9.1.4).
+
+* ``dicomnet find HOST PORT -m patient|study|worklist [-L LEVEL] -k KEY[=VALUE]...``
+  sends one C-FIND and prints each match as one JSON object per line on
+  stdout (see :func:`identifier_to_json`).
+* ``dicomnet get HOST PORT -m patient|study -L LEVEL -k KEY=VALUE... -o OUTDIR``
+  retrieves the matching instances with C-GET on the same association and
+  stores each as ``OUTDIR/<SOP Instance UID>.dcm``, exactly as received,
+  durably (the receive path of ``dicomnet receive``: spooled to disk as the
+  fragments arrive, flushed and renamed into place before Success is
+  answered). The storage contexts it proposes, with the SCP role (PS3.7
+  D.3.3.4), are those of the SOP classes a C-FIND found first
+  (:func:`dicomnet.retrieve_helpers.retrieve_contexts`); the standard list
+  when the C-FIND gives none.
+* ``dicomnet move HOST PORT -m patient|study -L LEVEL -k KEY=VALUE... -D DEST``
+  asks the peer to send the matching instances to the AE titled ``DEST``
+  (``-D``, as ``-d`` is ``--debug`` in every command).
+
+Keys (``-k``) are written as for DCMTK's tools: a keyword or a tag
+``gggg,eeee``, a path through sequences such as
+``ScheduledProcedureStepSequence[0].Modality=CT``, and ``=VALUE`` for a
+matching key, nothing for a return key (:func:`parse_key`).
+
+Exit status (``docs/cli.md``): 0 when the final response is Success (or, for
+a retrieve, Warning with no failed sub-operation: everything arrived, some
+with a warning); 1 for any other final status -- failure, refusal such as
+A801H *Move destination unknown*, Cancel, Warning with failed
+sub-operations -- or no final response, or the peer did not accept the
+query model; 2 for no association or a usage error.
+
+The ``run_*`` functions are the commands as functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import BaseTag, Tag
+
+from dicomnet import evt
+from dicomnet.association import Association
+from dicomnet.dump import describe_status
+from dicomnet.events import Event
+from dicomnet.presentation import StoragePresentationContexts
+from dicomnet.retrieve_helpers import RetrieveContexts, retrieve_contexts, sop_classes_of
+from dicomnet.sop_class import (
+    ModalityWorklistInformationModelFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+from dicomnet.status import code_to_category
+
+from ._cli_common import (
+    ClientOptions,
+    ExitStatus,
+    NoAssociation,
+    _ae_title,
+    client_options,
+    make_ae,
+    open_association,
+    verbosity_options,
+)
+from .receive import StoreInDirectory
+
+__all__ = [
+    "InvalidKey",
+    "find",
+    "get",
+    "identifier_to_json",
+    "move",
+    "parse_key",
+    "parse_keys",
+    "run_find",
+    "run_get",
+    "run_move",
+]
+
+LOGGER = logging.getLogger("dicomnet.cli")
+
+#: the information models of ``-m``, per operation (PS3.4 C.6.1, C.6.2, K.6.1)
+MODELS: dict[str, dict[str, str]] = {
+    "patient": {
+        "C-FIND": str(PatientRootQueryRetrieveInformationModelFind),
+        "C-GET": str(PatientRootQueryRetrieveInformationModelGet),
+        "C-MOVE": str(PatientRootQueryRetrieveInformationModelMove),
+    },
+    "study": {
+        "C-FIND": str(StudyRootQueryRetrieveInformationModelFind),
+        "C-GET": str(StudyRootQueryRetrieveInformationModelGet),
+        "C-MOVE": str(StudyRootQueryRetrieveInformationModelMove),
+    },
+    "worklist": {"C-FIND": str(ModalityWorklistInformationModelFind)},
+}
+
+#: the Query/Retrieve levels each model has (PS3.4 C.6.1.1, C.6.2.1: Study Root has no PATIENT)
+LEVELS: dict[str, tuple[str, ...]] = {
+    "patient": ("PATIENT", "STUDY", "SERIES", "IMAGE"),
+    "study": ("STUDY", "SERIES", "IMAGE"),
+    "worklist": (),
+}
+
+#: PS3.4 C.4.2.1.5: the peer does not know the Move Destination
+MOVE_DESTINATION_UNKNOWN = 0xA801
+
+_QUERY_RETRIEVE_LEVEL = 0x00080052
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+#: VRs whose value is one value, backslash included (PS3.5 6.2: LT, ST, UT, UR allow no VM > 1)
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR", "OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_INT_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV"})
+_FLOAT_VRS = frozenset({"FL", "FD"})
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+_COMPONENT = re.compile(
+    r"""^(?:\(?(?P<group>[0-9A-Fa-f]{4}),(?P<element>[0-9A-Fa-f]{4})\)?|(?P<keyword>[A-Za-z][A-Za-z0-9]*))
+        (?:\[(?P<index>\d+)\])?$""",
+    re.VERBOSE,
+)
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+class InvalidKey(ValueError):
+    """A ``-k`` key that cannot be understood; the message says why."""
+
+
+def _tag_of(text: str, key: str) -> tuple[BaseTag, int | None]:
+    match = _COMPONENT.match(text)
+    if match is None:
+        raise InvalidKey(
+            f"{key!r}: {text!r} is neither a keyword nor a tag gggg,eeee (optionally with [n])"
+        )
+    index = None if match["index"] is None else int(match["index"])
+    if match["keyword"] is not None:
+        number = tag_for_keyword(match["keyword"])
+        if number is None:
+            raise InvalidKey(f"{key!r}: {match['keyword']!r} is not a DICOM keyword")
+        return Tag(number), index
+    return Tag(int(match["group"], 16), int(match["element"], 16)), index
+
+
+def _vr_of(tag: BaseTag) -> str:
+    """The tag's VR from the data dictionary: LO for a private creator, UN if unknown."""
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        if tag.is_private and 0x0010 <= tag.element <= 0x00FF:
+            return "LO"  # Private Creator Data Element (PS3.5 7.8.1)
+        return "UN"
+    # ambiguous VRs (US or SS, OB or OW...): the first is good enough for a key
+    return vr.split(" or ", maxsplit=1)[0]
+
+
+def _value(vr: str, text: str, key: str) -> Any:
+    """The element value for ``text`` (``\\`` separates values where the VR allows several)."""
+    if text == "":
+        return None if vr not in _BINARY_VRS else b""
+    if vr in _BINARY_VRS:
+        return text.encode("utf-8")
+    parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
+    try:
+        if vr in _INT_VRS:
+            values: list[Any] = [int(p, 0) for p in parts]
+        elif vr in _FLOAT_VRS:
+            values = [float(p) for p in parts]
+        elif vr == "AT":
+            values = [_tag_of(p.strip(), key)[0] for p in parts]
+        else:
+            values = parts
+    except (ValueError, InvalidKey) as exc:
+        raise InvalidKey(f"{key!r}: {text!r} is not a valid {vr} value ({exc})") from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_key(key: str, into: Dataset | None = None) -> Dataset:
+    """Add one ``-k`` key to ``into`` (a new Dataset by default) and return it.
+
+    ``KEY`` or ``KEY=VALUE``, where ``KEY`` is a keyword (``PatientName``), a
+    tag (``0010,0010`` or ``(0010,0010)``), or a path through sequences whose
+    items are numbered from 0: ``ScheduledProcedureStepSequence[0].Modality``
+    (an item without ``[n]`` is item 0). Without a value the key is a return
+    key (an empty value; an empty sequence for a sequence, which matches any,
+    PS3.4 C.2.2.2.6). Values of VRs that allow several are separated by
+    ``\\``. A key given twice keeps the last value. Raises :class:`InvalidKey`.
+    """
+    ds = Dataset() if into is None else into
+    path, _, text = key.partition("=")
+    components = path.strip().split(".")
+    if not path.strip() or any(not c for c in components):
+        raise InvalidKey(f"{key!r}: no attribute named")
+    current = ds
+    for position, component in enumerate(components):
+        tag, index = _tag_of(component, key)
+        vr = _vr_of(tag)
+        last = position == len(components) - 1
+        if not last or index is not None:
+            if vr != "SQ":
+                raise InvalidKey(f"{key!r}: {component!r} is not a sequence (VR {vr})")
+            if last and text:
+                raise InvalidKey(f"{key!r}: a sequence item cannot have a value")
+            element = current.get(tag)
+            if element is None or element.VR != "SQ":
+                current.add(DataElement(tag, "SQ", DicomSequence()))
+                element = current[tag]
+            items = element.value
+            wanted = 0 if index is None else index
+            while len(items) <= wanted:
+                items.append(Dataset())
+            current = items[wanted]
+            continue
+        if vr == "SQ":
+            if text:
+                raise InvalidKey(
+                    f"{key!r}: a sequence takes no value; give its items' keys "
+                    f"({component}[0].Keyword=VALUE)"
+                )
+            if tag not in current:
+                current.add(DataElement(tag, "SQ", DicomSequence()))
+            continue
+        current.add(DataElement(tag, vr, _value(vr, text, key)))
+    return ds
+
+
+def parse_keys(keys: Sequence[str], level: str | None = None) -> Dataset:
+    """The query identifier: Query/Retrieve Level ``level`` and the ``-k`` keys, in order.
+
+    A key giving QueryRetrieveLevel must agree with ``level``. When a value
+    holds characters beyond ASCII and no Specific Character Set key is given,
+    ISO_IR 192 (UTF-8) is set (PS3.5 6.1.2.5.3).
+    """
+    ds = Dataset()
+    if level is not None:
+        ds.QueryRetrieveLevel = level
+    for key in keys:
+        parse_key(key, ds)
+    if level is not None and str(ds.get("QueryRetrieveLevel", "")).strip().upper() != level:
+        raise InvalidKey(
+            f"QueryRetrieveLevel={ds.QueryRetrieveLevel} contradicts -L {level}"
+        )
+    if _SPECIFIC_CHARACTER_SET not in ds and not all(k.isascii() for k in keys):
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    return ds
+
+
+# -- JSON output ------------------------------------------------------------------------------
+
+
+def _name(tag: BaseTag) -> str:
+    keyword = keyword_for_tag(tag) if not tag.is_private else ""
+    return keyword or f"{tag.group:04X},{tag.element:04X}"
+
+
+def _one(value: Any) -> str:
+    if isinstance(value, BaseTag):
+        return f"{value.group:04X},{value.element:04X}"
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return str(value)
+
+
+def _text(element: DataElement) -> str:
+    value = element.value
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bytes | bytearray):
+        data = bytes(value)
+        text = data.rstrip(b"\x00 ")
+        if element.VR == "UN" and all(32 <= b < 127 or b in b"\\" for b in text):
+            return text.decode("ascii")  # a text value of unknown VR (private, implicit VR)
+        return base64.b64encode(data).decode("ascii")
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(_one(v) for v in value)
+    return _one(value)
+
+
+def identifier_to_json(ds: Dataset) -> dict[str, Any]:
+    """A C-FIND response identifier as a JSON-ready dict, in tag order.
+
+    Keys are the DICOM keywords, ``gggg,eeee`` (upper-case hex) for private
+    and unknown tags; values are strings, several values joined with ``\\``
+    as on the wire, an empty value ``""``; a sequence is a list of such dicts;
+    binary values (OB, OW, UN...) are base64, except UN values that are
+    printable text (private attributes read in Implicit VR Little Endian).
+    """
+    out: dict[str, Any] = {}
+    for element in ds:
+        name = _name(element.tag)
+        if element.VR == "SQ":
+            out[name] = [identifier_to_json(item) for item in element.value or ()]
+        else:
+            out[name] = _text(element)
+    return out
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    """How a C-FIND, C-GET or C-MOVE ended, as seen by the SCU."""
+
+    status: int | None  # None: no final response (timeout, abort)
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    matches: int = 0
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.status is None:
+            return ExitStatus.FAILURE
+        category = code_to_category(self.status)
+        if category == "Success":
+            return ExitStatus.SUCCESS
+        if category == "Warning" and self.failed == 0 and self.completed + self.warning > 0:
+            return ExitStatus.SUCCESS  # everything arrived; some with a warning
+        return ExitStatus.FAILURE
+
+
+def _level_option(required: bool) -> Callable[[Any], Any]:
+    return click.option(
+        "-L",
+        "--level",
+        type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"], case_sensitive=False),
+        required=required,
+        callback=lambda ctx, param, value: None if value is None else value.upper(),
+        help="The Query/Retrieve Level (0008,0052)"
+        + ("." if required else " [default: PATIENT for -m patient, STUDY for -m study]."),
+    )
+
+
+def _key_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        "-k", "--key", "keys", multiple=True, metavar="KEY[=VALUE]", help=help_text
+    )
+
+
+def _model_option(choices: Sequence[str]) -> Callable[[Any], Any]:
+    return click.option(
+        "-m",
+        "--model",
+        type=click.Choice(list(choices), case_sensitive=False),
+        required=True,
+        callback=lambda ctx, param, value: value.lower(),
+        help="The information model: " + ", ".join(f"{c} ({_MODEL_NAMES[c]})" for c in choices)
+        + ".",
+    )
+
+
+_MODEL_NAMES = {"patient": "Patient Root", "study": "Study Root", "worklist": "Modality Worklist"}
+
+
+def _identifier(model: str, level: str | None, keys: Sequence[str]) -> Dataset:
+    """The identifier, or :class:`click.UsageError` (exit status 2) for a bad key or level."""
+    if model == "worklist" and level is not None:
+        raise click.UsageError("-L does not apply to -m worklist (it has no levels)")
+    if level is not None and level not in LEVELS[model]:
+        raise click.UsageError(
+            f"-m {model} has no {level} level; use one of {', '.join(LEVELS[model])}"
+        )
+    try:
+        return parse_keys(keys, level)
+    except InvalidKey as exc:
+        raise click.UsageError(f"-k {exc}") from None
+
+
+def _peer(client: ClientOptions, host: str, port: int) -> str:
+    return f"{client.called_ae_title!r} at {host}:{port}"
+
+
+def _run_command(run: Callable[[], ExitStatus]) -> None:
+    """Run a command; Ctrl-C is exit status 130 (the association was aborted on the way)."""
+    try:
+        status = run()
+    except KeyboardInterrupt:
+        LOGGER.error("Interrupted")
+        status = ExitStatus.INTERRUPTED
+    click.get_current_context().exit(status)
+
+
+# -- find -------------------------------------------------------------------------------------
+
+
+def _find(
+    assoc: Association,
+    identifier: Dataset,
+    model_uid: str,
+    on_match: Callable[[Dataset], None],
+    what: str,
+) -> Outcome:
+    """Send one C-FIND; call ``on_match`` per match; the outcome (``ValueError`` if the model
+    was not accepted, ``RuntimeError`` if the association ended)."""
+    matches = 0
+    optional_warned = False
+    for status, found in assoc.send_c_find(identifier, model_uid):
+        if "Status" not in status:
+            LOGGER.error("%s: no valid response (timeout or abort) after %d matches", what, matches)
+            return Outcome(None, matches=matches)
+        code = int(status.Status)
+        if code_to_category(code) == "Pending":
+            if code == 0xFF01 and not optional_warned:
+                optional_warned = True
+                LOGGER.warning(
+                    "%s: the peer does not support some optional keys (0xFF01)", what
+                )
+            if found is None:
+                LOGGER.warning("%s: a match whose identifier cannot be decoded", what)
+                continue
+            matches += 1
+            on_match(found)
+            continue
+        return Outcome(code, matches=matches)
+    return Outcome(None, matches=matches)
+
+
+def run_find(
+    host: str,
+    port: int,
+    *,
+    model: str,
+    identifier: Dataset,
+    client: ClientOptions,
+    out: Callable[[str], None] = click.echo,
+) -> ExitStatus:
+    """Send one C-FIND; print each match as a JSON line with ``out``; return the exit status."""
+    model_uid = MODELS[model]["C-FIND"]
+    ae = make_ae(client)
+    try:
+        try:
+            assoc = open_association(ae, client, host, port, [model_uid])
+        except NoAssociation:
+            return ExitStatus.NO_ASSOCIATION
+        peer = _peer(client, host, port)
+        start = time.perf_counter()
+
+        def show(found: Dataset) -> None:
+            out(json.dumps(identifier_to_json(found), ensure_ascii=False))
+
+        try:
+            outcome = _find(assoc, identifier, model_uid, show, "C-FIND")
+        except ValueError:
+            LOGGER.error(
+                "%s accepted the association but not the %s information model",
+                peer, _MODEL_NAMES[model],
+            )
+            if assoc.is_established:
+                assoc.release()
+            return ExitStatus.FAILURE
+        except RuntimeError:
+            LOGGER.error("C-FIND: the association with %s has ended", peer)
+            return ExitStatus.FAILURE
+        except BaseException:  # Ctrl-C: do not wait for a release
+            assoc.abort()
+            raise
+        if assoc.is_established:
+            assoc.release()
+        elapsed = time.perf_counter() - start
+        if outcome.status is not None:
+            text = describe_status(outcome.status, "C-FIND")
+            if outcome.exit_status == ExitStatus.SUCCESS:
+                LOGGER.info(
+                    "C-FIND: %d match%s, %s, in %.1f ms",
+                    outcome.matches, "" if outcome.matches == 1 else "es", text, elapsed * 1000,
+                )
+            else:
+                LOGGER.error("C-FIND: %s answered %s after %d matches", peer, text, outcome.matches)
+        return outcome.exit_status
+    finally:
+        ae.shutdown()
+
+
+@click.command(short_help="Query a peer AE (C-FIND); one JSON object per match on stdout.")
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@_model_option(["patient", "study", "worklist"])
+@_level_option(required=False)
+@_key_option(
+    "A key: KEYWORD, gggg,eeee or a sequence path such as "
+    "ScheduledProcedureStepSequence[0].Modality, with =VALUE to match, without to return it. "
+    "Repeatable."
+)
+@client_options
+@verbosity_options
+def find(
+    host: str,
+    port: int,
+    model: str,
+    level: str | None,
+    keys: tuple[str, ...],
+    client: ClientOptions,
+) -> None:
+    """Query the AE at HOST:PORT with C-FIND and print the matches on stdout.
+
+    Each match is one line of JSON: DICOM keywords (gggg,eeee for private or
+    unknown tags) to string values, several values joined with a backslash,
+    sequences as lists of objects.
+
+    Exits with 0 when the query ended with Success (with or without matches),
+    1 when the peer answered another status or did not accept the
+    information model, and 2 when no association was established or the
+    command line is wrong.
+    """
+    if level is None and model != "worklist":
+        level = "PATIENT" if model == "patient" else "STUDY"
+    identifier = _identifier(model, level, keys)
+    _run_command(
+        lambda: run_find(host, port, model=model, identifier=identifier, client=client)
+    )
+
+
+# -- get and move -----------------------------------------------------------------------------
+
+
+def _retrieve(
+    responses: Iterator[tuple[Dataset, Dataset | None]], operation: str, what: str
+) -> Outcome:
+    """Follow the responses of a C-GET or C-MOVE; log the counts; return the outcome."""
+    last: dict[str, int] = {}
+    for status, identifier in responses:
+        if "Status" not in status:
+            LOGGER.error("%s: no valid response (timeout or abort)", what)
+            return Outcome(None, **last)
+        code = int(status.Status)
+        last = {
+            "completed": int(status.get("NumberOfCompletedSuboperations") or 0),
+            "failed": int(status.get("NumberOfFailedSuboperations") or 0),
+            "warning": int(status.get("NumberOfWarningSuboperations") or 0),
+        }
+        if code_to_category(code) == "Pending":
+            remaining = status.get("NumberOfRemainingSuboperations")
+            LOGGER.info(
+                "%s: %s remaining, %d completed, %d failed, %d warning",
+                operation, "?" if remaining is None else remaining,
+                last["completed"], last["failed"], last["warning"],
+            )
+            continue
+        if identifier is not None and "FailedSOPInstanceUIDList" in identifier:
+            listed = identifier.FailedSOPInstanceUIDList
+            uids = [listed] if isinstance(listed, str) else list(listed or ())
+            if uids:
+                LOGGER.warning("%s: failed SOP instances: %s", operation, ", ".join(uids))
+        return Outcome(code, **last)
+    return Outcome(None, **last)
+
+
+def _report(
+    outcome: Outcome, operation: str, peer: str, elapsed: float, extra: str = "", why: str = ""
+) -> None:
+    """One line on how the retrieve ended: INFO on success, else WARNING or ERROR."""
+    if outcome.status is None:
+        return
+    text = describe_status(outcome.status, operation)
+    counts = (
+        f"{outcome.completed} completed, {outcome.failed} failed, {outcome.warning} warning"
+    )
+    started = outcome.completed + outcome.failed + outcome.warning > 0
+    if outcome.exit_status == ExitStatus.SUCCESS:
+        if code_to_category(outcome.status) == "Warning":
+            LOGGER.warning("%s: %s answered %s (%s)", operation, peer, text, counts)
+        LOGGER.info("%s: %s; %s%s in %.2f s", operation, text, counts, extra, elapsed)
+    else:
+        LOGGER.error(
+            "%s: %s answered %s%s%s", operation, peer, text, f" ({counts})" if started else "",
+            f": {why}" if why else "",
+        )
+
+
+def _discovery_identifier(identifier: Dataset, level: str) -> Dataset:
+    """The C-FIND that names the SOP classes a retrieve at ``level`` will bring (PS3.4 C.6).
+
+    IMAGE: the same keys with SOP Class UID (0008,0016). STUDY: the same keys
+    with SOP Classes in Study (0008,0062). SERIES and PATIENT: a STUDY-level
+    query on the unique keys above (Patient ID, Study Instance UID) with SOP
+    Classes in Study, which names a superset of what the retrieve brings.
+    """
+    ds = Dataset()
+    if level == "IMAGE":
+        for element in identifier:
+            ds.add(element)
+        if "SOPClassUID" not in ds:
+            ds.SOPClassUID = ""
+        return ds
+    ds.QueryRetrieveLevel = "STUDY"
+    if level == "STUDY":
+        for element in identifier:
+            if element.tag != _QUERY_RETRIEVE_LEVEL:
+                ds.add(element)
+    else:
+        for keyword in ("SpecificCharacterSet", "PatientID", "StudyInstanceUID"):
+            if keyword in identifier and (level != "PATIENT" or keyword != "StudyInstanceUID"):
+                ds.add(identifier[keyword])
+    if "SOPClassesInStudy" not in ds:
+        ds.SOPClassesInStudy = ""
+    return ds
+
+
+def _standard_contexts(get_model: str) -> RetrieveContexts:
+    """The standard storage SOP classes (``StoragePresentationContexts``), SCP role for each."""
+    classes = [str(cx.abstract_syntax) for cx in StoragePresentationContexts]
+    return retrieve_contexts(classes, get_model)
+
+
+def plan_get_contexts(
+    ae_factory: Callable[[], Any],
+    client: ClientOptions,
+    host: str,
+    port: int,
+    model: str,
+    level: str,
+    identifier: Dataset,
+) -> RetrieveContexts:
+    """The contexts and roles of the C-GET association, from a first C-FIND on its own
+    association; the standard storage list when it names no SOP class.
+
+    Raises :class:`NoAssociation` when the peer cannot be reached at all.
+    """
+    get_model = MODELS[model]["C-GET"]
+    find_model = MODELS[model]["C-FIND"]
+    ae = ae_factory()
+    found: list[Dataset] = []
+    try:
+        assoc = open_association(ae, client, host, port, [find_model])
+        try:
+            _find(assoc, _discovery_identifier(identifier, level), find_model, found.append,
+                  "C-FIND (which SOP classes to accept)")
+        except ValueError:
+            LOGGER.info("The peer does not accept C-FIND under %s", _MODEL_NAMES[model])
+        except RuntimeError:
+            LOGGER.info("The association for the C-FIND has ended")
+        except BaseException:
+            assoc.abort()
+            raise
+        if assoc.is_established:
+            assoc.release()
+    finally:
+        ae.shutdown()
+    classes = sop_classes_of(found)
+    if not classes:
+        LOGGER.info(
+            "The C-FIND named no SOP class (%d match%s): proposing the %d standard storage "
+            "SOP classes", len(found), "" if len(found) == 1 else "es",
+            len(StoragePresentationContexts),
+        )
+        return _standard_contexts(get_model)
+    LOGGER.info("Proposing the %d SOP classes the C-FIND found: %s", len(classes),
+                ", ".join(classes))
+    try:
+        return retrieve_contexts(classes, get_model)
+    except ValueError as exc:  # more than 127 classes: the first ones
+        LOGGER.warning("%s; proposing the first 127 SOP classes only", exc)
+        return retrieve_contexts(classes[:127], get_model)
+
+
+class _Counting:
+    """An ``EVT_C_STORE`` handler storing in a folder, counting what it stored."""
+
+    def __init__(self, directory: Path) -> None:
+        self.store = StoreInDirectory(directory)
+        self.stored = 0
+
+    def __call__(self, event: Event) -> Any:
+        status = self.store(event)
+        if status == 0x0000:
+            self.stored += 1
+        return status
+
+
+def run_get(
+    host: str,
+    port: int,
+    *,
+    model: str,
+    level: str,
+    identifier: Dataset,
+    directory: Path,
+    client: ClientOptions,
+    discover: bool = True,
+) -> ExitStatus:
+    """C-GET what matches ``identifier`` into ``directory``; return the exit status."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        LOGGER.error("Cannot create %s: %s", directory, exc)
+        return ExitStatus.NO_ASSOCIATION
+    get_model = MODELS[model]["C-GET"]
+
+    def new_ae() -> Any:
+        ae = make_ae(client, plugins=["storage"])
+        ae.spool_threshold = 0  # every data set straight to disk, as it arrives
+        ae.spool_directory = directory
+        return ae
+
+    peer = _peer(client, host, port)
+    start = time.perf_counter()
+    try:
+        if discover:
+            contexts, roles = plan_get_contexts(
+                new_ae, client, host, port, model, level, identifier
+            )
+        else:
+            contexts, roles = _standard_contexts(get_model)
+    except NoAssociation:
+        return ExitStatus.NO_ASSOCIATION
+    handler = _Counting(directory)
+    ae = new_ae()
+    try:
+        tls_args = None
+        if client.tls is not None:
+            tls_args = (client.tls.client_context(), client.tls.hostname or host)
+        assoc = ae.associate(
+            host,
+            port,
+            contexts=contexts,
+            ae_title=client.called_ae_title,
+            max_pdu=client.max_pdu,
+            ext_neg=roles,
+            tls_args=tls_args,
+            evt_handlers=[(evt.EVT_C_STORE, handler)],
+        )
+        if not assoc.is_established:
+            LOGGER.error("No association with %s for the C-GET", peer)
+            assoc.abort()
+            return ExitStatus.NO_ASSOCIATION
+        try:
+            outcome = _retrieve(assoc.send_c_get(identifier, get_model), "C-GET", "C-GET")
+        except ValueError:
+            LOGGER.error(
+                "%s accepted the association but not the %s C-GET information model",
+                peer, _MODEL_NAMES[model],
+            )
+            assoc.release()
+            return ExitStatus.FAILURE
+        except RuntimeError:
+            LOGGER.error("C-GET: the association with %s has ended", peer)
+            return ExitStatus.FAILURE
+        except BaseException:
+            assoc.abort()
+            raise
+        if assoc.is_established:
+            assoc.release()
+    finally:
+        ae.shutdown()
+    _report(
+        outcome, "C-GET", peer, time.perf_counter() - start,
+        f"; {handler.stored} file{'s' if handler.stored != 1 else ''} written to {directory}",
+    )
+    return outcome.exit_status
+
+
+def run_move(
+    host: str,
+    port: int,
+    *,
+    model: str,
+    identifier: Dataset,
+    destination: str,
+    client: ClientOptions,
+) -> ExitStatus:
+    """C-MOVE what matches ``identifier`` to ``destination``; return the exit status."""
+    move_model = MODELS[model]["C-MOVE"]
+    ae = make_ae(client)
+    try:
+        try:
+            assoc = open_association(ae, client, host, port, [move_model])
+        except NoAssociation:
+            return ExitStatus.NO_ASSOCIATION
+        peer = _peer(client, host, port)
+        start = time.perf_counter()
+        try:
+            outcome = _retrieve(
+                assoc.send_c_move(identifier, destination, move_model), "C-MOVE", "C-MOVE"
+            )
+        except ValueError:
+            LOGGER.error(
+                "%s accepted the association but not the %s C-MOVE information model",
+                peer, _MODEL_NAMES[model],
+            )
+            assoc.release()
+            return ExitStatus.FAILURE
+        except RuntimeError:
+            LOGGER.error("C-MOVE: the association with %s has ended", peer)
+            return ExitStatus.FAILURE
+        except BaseException:
+            assoc.abort()
+            raise
+        if assoc.is_established:
+            assoc.release()
+        why = ""
+        if outcome.status == MOVE_DESTINATION_UNKNOWN:
+            why = f"it does not know the move destination {destination!r}"
+        _report(
+            outcome, "C-MOVE", peer, time.perf_counter() - start, f" to {destination!r}", why
+        )
+        return outcome.exit_status
+    finally:
+        ae.shutdown()
+
+
+_RETRIEVE_KEYS_HELP = (
+    "A key identifying what to retrieve: KEYWORD=VALUE or gggg,eeee=VALUE, e.g. "
+    "StudyInstanceUID=1.2.3 (the unique keys of the level and of the levels above). Repeatable."
+)
+
+
+@click.command(short_help="Retrieve instances into a folder (C-GET).")
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@_model_option(["patient", "study"])
+@_level_option(required=True)
+@_key_option(_RETRIEVE_KEYS_HELP)
+@click.option(
+    "-o",
+    "--out",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    metavar="OUTDIR",
+    help="Where to write the instances, as <SOP Instance UID>.dcm (created if missing).",
+)
+@click.option(
+    "--no-find",
+    is_flag=True,
+    help="Do not ask with C-FIND which SOP classes to accept first: propose the "
+    "standard storage SOP classes.",
+)
+@client_options
+@verbosity_options
+def get(
+    host: str,
+    port: int,
+    model: str,
+    level: str,
+    keys: tuple[str, ...],
+    directory: Path,
+    no_find: bool,
+    client: ClientOptions,
+) -> None:
+    """Retrieve the matching instances from the AE at HOST:PORT with C-GET into OUTDIR.
+
+    A first C-FIND on its own association finds which SOP classes the
+    retrieve brings; the C-GET association proposes exactly those (the
+    standard storage SOP classes when the C-FIND names none). Each instance is
+    written as received and flushed to disk before Success is answered.
+
+    Exits with 0 when every instance arrived (final Success, or Warning with
+    no failed sub-operation), 1 when any sub-operation failed or the peer
+    refused, and 2 when no association was established or the command line
+    is wrong.
+    """
+    identifier = _identifier(model, level, keys)
+    _run_command(
+        lambda: run_get(
+            host, port, model=model, level=level, identifier=identifier, directory=directory,
+            client=client, discover=not no_find,
+        )
+    )
+
+
+@click.command(short_help="Have a peer AE send instances to another AE (C-MOVE).")
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@_model_option(["patient", "study"])
+@_level_option(required=True)
+@_key_option(_RETRIEVE_KEYS_HELP)
+@click.option(
+    "-D",
+    "--dest",
+    "destination",
+    required=True,
+    callback=_ae_title,
+    metavar="TITLE",
+    help="The AE title of the move destination, as the peer knows it (-d is --debug).",
+)
+@client_options
+@verbosity_options
+def move(
+    host: str,
+    port: int,
+    model: str,
+    level: str,
+    keys: tuple[str, ...],
+    destination: str,
+    client: ClientOptions,
+) -> None:
+    """Ask the AE at HOST:PORT to send the matching instances to the AE titled TITLE (C-MOVE).
+
+    The peer must know TITLE (its address is in the peer's configuration);
+    the instances travel on an association from the peer to it.
+
+    Exits with 0 when every instance was sent (final Success, or Warning with
+    no failed sub-operation), 1 when any sub-operation failed or the peer
+    refused (e.g. 0xA801: unknown move destination), and 2 when no
+    association was established or the command line is wrong.
+    """
+    identifier = _identifier(model, level, keys)
+    _run_command(
+        lambda: run_move(
+            host, port, model=model, identifier=identifier, destination=destination,
+            client=client,
+        )
+    )
