@@ -17,6 +17,7 @@ the fixtures).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -26,10 +27,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -299,14 +302,22 @@ class PeerProcess:
             f"--- stdout:\n{out}\n--- stderr:\n{err}"
         )
 
-    def wait_for_line(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        """Wait until the peer prints a stdout line matching ``pattern``; fail with its output."""
+    @property
+    def stderr_lines(self) -> list[str]:
+        with self._cond:
+            return list(self._lines["stderr"])
+
+    def wait_for_line(
+        self, pattern: str, timeout: float = START_TIMEOUT, *, stream: str = "stdout"
+    ) -> re.Match[str]:
+        """Wait until the peer prints a line matching ``pattern`` on ``stream`` ("stdout" or
+        "stderr"); fail with its output."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
             seen = 0
             while True:
-                lines = self._lines["stdout"]
+                lines = self._lines[stream]
                 for line in lines[seen:]:
                     match = regex.search(line)
                     if match:
@@ -716,6 +727,111 @@ def _make_with_openssl(directory: Path) -> TlsFiles:
         )  # fmt: skip
         # DCMTK reads traditional and PKCS#8 keys alike; Python's ssl too.
     return files
+
+
+# -- Orthanc ----------------------------------------------------------------------------------
+
+
+class Orthanc:
+    """An Orthanc on free ports with its storage in a temporary folder; driven over REST.
+
+    ``config`` is merged into the configuration file written for it (for
+    instance ``{"RleTransferSyntaxAccepted": False}``). Orthanc takes seconds
+    to stop: tests share one per configuration per module.
+    """
+
+    AET = "ORTHANC"
+
+    def __init__(
+        self,
+        peers: PeerGroup,
+        binary: str,
+        tmp_path: Path,
+        tls: TlsFiles | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.http_port = 0
+
+        def argv(dicom_port: int) -> list[str]:
+            self.http_port = free_port()
+            settings: dict[str, Any] = {
+                "Name": "dicomnet-interop",
+                "DicomAet": self.AET,
+                "DicomPort": dicom_port,
+                "HttpPort": self.http_port,
+                "RemoteAccessAllowed": False,
+                "AuthenticationEnabled": False,
+                "StorageDirectory": str(tmp_path / "storage"),
+                "IndexDirectory": str(tmp_path / "index"),
+                "Plugins": [],
+                "DicomCheckCalledAet": True,
+                "DicomAlwaysAllowEcho": True,
+                "DicomScuTimeout": 10,
+                "DicomModalities": {},
+            }
+            if tls is not None:
+                settings.update(
+                    {
+                        "DicomTlsEnabled": True,
+                        "DicomTlsCertificate": str(tls.server_cert),
+                        "DicomTlsPrivateKey": str(tls.server_key),
+                        "DicomTlsTrustedCertificates": str(tls.ca_cert),
+                        "DicomTlsRemoteCertificateRequired": True,
+                    }
+                )
+            settings.update(config or {})
+            path = tmp_path / f"orthanc-{dicom_port}.json"
+            path.write_text(json.dumps(settings, indent=2))
+            return [binary, "--no-jobs", str(path)]
+
+        self.proc, self.dicom_port = peers.start_listening(argv, name="Orthanc", cwd=tmp_path)
+        assert self.proc.wait_listening(self.http_port), self.proc.output()
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}", data=data, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def rest(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A REST call; the answer decoded from JSON (as text if it is not JSON)."""
+        code, raw = self._request(method, path, body)
+        if not raw.strip():
+            return code, None
+        try:
+            return code, json.loads(raw)
+        except ValueError:
+            return code, raw.decode(errors="replace")
+
+    def download(self, path: str) -> bytes:
+        """``GET path`` as bytes (``/instances/{id}/file``: the stored DICOM file)."""
+        code, raw = self._request("GET", path)
+        if code != 200:
+            pytest.fail(f"Orthanc answered {code} to GET {path}: {raw[:200]!r}", False)
+        return raw
+
+    def stored_files(self) -> dict[str, bytes]:
+        """Every instance Orthanc holds: its SOP Instance UID -> the stored Part 10 file."""
+        code, ids = self.rest("GET", "/instances")
+        assert code == 200, ids
+        files = {}
+        for orthanc_id in ids:
+            code, tags = self.rest("GET", f"/instances/{orthanc_id}/simplified-tags")
+            assert code == 200, tags
+            files[tags["SOPInstanceUID"]] = self.download(f"/instances/{orthanc_id}/file")
+        return files
+
+    def clear(self) -> None:
+        """Delete every instance (tests sharing one Orthanc start from an empty one)."""
+        code, ids = self.rest("GET", "/instances")
+        assert code == 200, ids
+        for orthanc_id in ids:
+            self.rest("DELETE", f"/instances/{orthanc_id}")
 
 
 # -- fixtures (re-exported by the conftest files) ---------------------------------------------

@@ -15,12 +15,9 @@ syntax, A-ABORT in both directions, a plain client refused by a TLS server.
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,10 +29,10 @@ from dicomnet.sop_class import Verification
 from tests.interop.peers import (
     TLS_HOSTNAME,
     Dcmtk,
+    Orthanc,
     PeerGroup,
     TlsFiles,
     describe,
-    free_port,
     python_runner,
     run_client,
     watch,
@@ -395,65 +392,6 @@ def test_dicomnet_scu_to_pynetdicom_scp(
 
 
 # -- Orthanc ----------------------------------------------------------------------------------
-
-
-class Orthanc:
-    """An Orthanc on free ports with its storage in a temporary folder; driven over REST."""
-
-    AET = "ORTHANC"
-
-    def __init__(self, peers: PeerGroup, binary: str, tmp_path: Path, tls: TlsFiles | None) -> None:
-        self.http_port = 0
-
-        def argv(dicom_port: int) -> list[str]:
-            self.http_port = free_port()
-            config: dict[str, Any] = {
-                "Name": "dicomnet-interop",
-                "DicomAet": self.AET,
-                "DicomPort": dicom_port,
-                "HttpPort": self.http_port,
-                "RemoteAccessAllowed": False,
-                "AuthenticationEnabled": False,
-                "StorageDirectory": str(tmp_path / "storage"),
-                "IndexDirectory": str(tmp_path / "index"),
-                "Plugins": [],
-                "DicomCheckCalledAet": True,
-                "DicomAlwaysAllowEcho": True,
-                "DicomScuTimeout": 10,
-                "DicomModalities": {},
-            }
-            if tls is not None:
-                config.update(
-                    {
-                        "DicomTlsEnabled": True,
-                        "DicomTlsCertificate": str(tls.server_cert),
-                        "DicomTlsPrivateKey": str(tls.server_key),
-                        "DicomTlsTrustedCertificates": str(tls.ca_cert),
-                        "DicomTlsRemoteCertificateRequired": True,
-                    }
-                )
-            path = tmp_path / f"orthanc-{dicom_port}.json"
-            path.write_text(json.dumps(config, indent=2))
-            return [binary, "--no-jobs", str(path)]
-
-        self.proc, self.dicom_port = peers.start_listening(argv, name="Orthanc", cwd=tmp_path)
-        assert self.proc.wait_listening(self.http_port), self.proc.output()
-
-    def rest(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}{path}", data=data, method=method
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw.strip() else None
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                return exc.code, json.loads(raw)
-            except ValueError:
-                return exc.code, raw.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
