@@ -217,8 +217,11 @@ class PgCluster:
     port: int
     datadir: Path
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+    def url(self, database: str, schema: str | None = None) -> str:
+        url = f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+        if schema is not None:  # libpq's options: every connection works in that schema
+            url += f"?options=-csearch_path%3D{schema}"
+        return url
 
     def create_database(self, name: str) -> str:
         import psycopg
@@ -228,6 +231,17 @@ class PgCluster:
         ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def create_schema(self, name: str) -> str:
+        """A fresh schema in the ``postgres`` database, and a URL working in it (much
+        faster than a database per test)."""
+        import psycopg
+
+        with psycopg.connect(
+            host=self.host, port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return self.url("postgres", name)
 
 
 @pytest.fixture(scope="session")
@@ -337,8 +351,8 @@ _db_counter = iter(range(1, 1_000_000))
 
 @pytest.fixture
 def pg_url(pg_cluster: PgCluster) -> str:
-    """A fresh, empty database in the session's cluster."""
-    return pg_cluster.create_database(f"pacs_{os.getpid()}_{next(_db_counter)}")
+    """A fresh, empty schema in the session's cluster (as good as a database for an index)."""
+    return pg_cluster.create_schema(f"pacs_{os.getpid()}_{next(_db_counter)}")
 
 
 # --- indexes ---------------------------------------------------------------------------
