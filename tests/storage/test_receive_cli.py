@@ -229,6 +229,26 @@ def test_workers_share_the_port(start_receiver: Any) -> None:
     assert temp_files(rec.directory) == []
 
 
+def test_hostile_instance_uids_stay_in_dir(start_receiver: Any, tmp_path: Path) -> None:
+    """A peer's Affected SOP Instance UID names no file outside --dir (hash-derived names)."""
+    root = tmp_path / "root"
+    rec = start_receiver(directory=root / "received")
+    assoc = associate(rec.port)
+    data = encoded(make_dataset(size=1000))
+    hostile = ["../../escaped", "/tmp/absolute", "..", "1.2/../../x"]
+    for n, uid in enumerate(hostile, 1):
+        response = send_store(assoc, data, sop_instance=uid, message_id=n)
+        assert response is not None and response.Status == 0x0000
+    assoc.release()
+    assert rec.stop() == 0
+    everything = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    names = [name for name in everything if name != "received"]
+    assert len(names) == len(hostile), everything
+    assert all(re.fullmatch(r"received/invalid-uid-[0-9a-f]{40}\.dcm", n) for n in names), names
+    assert os.listdir(tmp_path) == ["root"]  # nothing escaped upwards
+    assert not Path("/tmp/absolute.dcm").exists()
+
+
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     result = subprocess.run(
         [*receive_command(), "--port", "1", "--dir", str(tmp_path), "--aet", "X" * 17],
