@@ -473,12 +473,17 @@ class PacsServer:
         incoming.mkdir(exist_ok=True)
         self._owns_index = index is None
         self.index = index if index is not None else options.open_index()
-        self.worklist = (
-            WorklistSource(options.worklist_dir) if options.worklist_dir is not None else None
-        )
-        self.handlers = _Handlers(options, self.index, self.worklist)
-        self.ae = self._make_ae(incoming)
         self.server: AssociationServer | None = None
+        try:
+            self.worklist = (
+                WorklistSource(options.worklist_dir) if options.worklist_dir is not None else None
+            )
+            self.handlers = _Handlers(options, self.index, self.worklist)
+            self.ae = self._make_ae(incoming)
+        except BaseException:
+            if self._owns_index:
+                self.index.close()
+            raise
 
     def _make_ae(self, incoming: Path) -> AE:
         options = self.options
