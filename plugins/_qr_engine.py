@@ -55,10 +55,11 @@ counts and Remaining: the sub-operations not started).
 ``(addr, port)`` or ``(addr, port, kwargs)``; ``(None, None)`` means unknown.
 When a plugin knows the title the handler may leave the destination out and
 yield the number of sub-operations (or a refusal) first; a destination it
-yields anyway is ignored. Nobody knows the title: A801H *Move destination
-unknown*. The association to the destination is opened when the first
-sub-operation is due. Unless
-``kwargs`` give ``contexts``, they are worked out from the instances
+yields anyway is ignored. Nobody knows the title (the plugins do not, and the
+handler yields ``(None, None)`` or starts with the count): A801H *Move
+destination unknown*. The association to the destination is opened when the
+first sub-operation is due. Unless ``kwargs`` give ``contexts``, they are
+worked out from the instances
 (:func:`dicomnet.retrieve_helpers.store_contexts`): the engine reads up to
 :data:`MOVE_LOOKAHEAD` results ahead and proposes a context per SOP class and
 transfer syntax among them; an instance whose need was not proposed makes it
@@ -929,6 +930,8 @@ def serve_move(call: ServiceCall, op: Operation) -> None:
         if known is not None and first is not None and not _destination_shaped(first):
             results.push(first)  # destination left to the plugins: the count, or a refusal
             first = None
+        elif isinstance(first, int) and not isinstance(first, bool):
+            first = None  # a count: the handler counted on the plugins, which do not know it
         try:
             offered = parse_destination(first)
         except InvalidHandlerResult as exc:

@@ -624,3 +624,16 @@ def test_destination_accepting_none_of_the_contexts(
     assert final.Status == 0xA702
     assert final.NumberOfFailedSuboperations == 3
     assert failed_uids(identifier) == sorted(ds.SOPInstanceUID for ds in study)
+
+
+def test_title_missing_from_the_table_is_a801_when_the_handler_counts(
+    make_server: MakeServer, make_scu: MakeSCU
+) -> None:
+    """A handler relying on ``move_destinations`` starts with the count: a title the table
+    does not know is unknown (A801H), not an invalid destination from the handler."""
+    dest = Destination(make_server)
+    scp = move_scp(make_server, serving([instance(CT)]), {DEST: ("127.0.0.1", dest.port)})
+    assoc = associate(make_scu(), scp)
+    assert [s.Status for s, _ in assoc.send_c_move(query(), "NOWHERE", MOVE)] == [0xA801]
+    assoc.release()
+    assert dest.associations == []
