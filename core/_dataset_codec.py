@@ -1,0 +1,240 @@
+"""A fast encoder for the common, simple data sets (PS3.5 7.1, 7.5; little endian only).
+
+C-FIND, worklist and other query responses are small data sets of a few text
+attributes, sent thousands of times per query; pydicom's general writer costs
+tens of microseconds for each. :func:`encode_simple` writes such a data set in
+Implicit or Explicit VR Little Endian directly from its elements with
+:mod:`struct`, and produces **exactly the bytes pydicom's**
+``write_dataset`` **would** (a property test compares the two).
+
+It only handles what it can reproduce with certainty and returns ``None`` for
+anything else, so that the caller uses pydicom for the whole data set:
+
+* elements pydicom has not converted (``RawDataElement``: kept as read, and
+  pydicom copies them verbatim), ambiguous VRs (``US or SS``...: pydicom
+  resolves them first), bulk and binary-string VRs (OB, OW, OD, OF, OL, OV,
+  UN) and AT;
+* text that is not pure ASCII (its bytes depend on the Specific Character
+  Set, PS3.5 6.1) and values of unexpected types (``bytes`` for text, date
+  and time objects, numpy arrays...);
+* a value too long for the 16-bit length of its VR in explicit VR (pydicom
+  then changes the VR to UN).
+
+Values are padded to even length as pydicom does (PS3.5 6.2: UI with NUL,
+other text with a space); multiple values are joined with a backslash;
+sequences and items get defined lengths unless they were read with undefined
+ones; retired group lengths (gggg,0000), g > 6, are not written.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+__all__ = ["encode_simple"]
+
+
+class _Unsupported(Exception):
+    """The data set needs pydicom's writer."""
+
+
+_UNSUPPORTED = _Unsupported()
+
+_IMPLICIT_HEADER = struct.Struct("<HHI")
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_HEADER = struct.Struct("<HH2sHI")
+_ITEM = 0xE000
+_ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_UNDEFINED = 0xFFFFFFFF
+
+#: VRs with a 16-bit length field in explicit VR (PS3.5 Table 7.1-2); all others have 32 bits
+_SHORT_VRS = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO"}
+    | {"LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}
+)
+_MULTI = (list, tuple, MultiValue)
+
+
+def _text(value: Any, pad: bytes) -> bytes:
+    """AE, AS, CS, DA, DT, TM, UI, UR (pydicom's write_string) and LO, LT, SH, ST, UC,
+    UT (write_text): one or more ASCII strings."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, _MULTI):
+        for item in value:
+            if not isinstance(item, str):
+                raise _UNSUPPORTED
+        text = "\\".join(value)
+    else:
+        raise _UNSUPPORTED
+    if not text.isascii():
+        raise _UNSUPPORTED
+    raw = text.encode("ascii")
+    return raw + pad if len(raw) & 1 else raw
+
+
+def _space_padded(value: Any) -> bytes:
+    return _text(value, b" ")
+
+
+def _uid(value: Any) -> bytes:
+    return _text(value, b"\x00")
+
+
+def _number_string(value: Any) -> bytes:
+    """IS and DS: the string the value was made from, else ``str()`` (write_number_string)."""
+    if isinstance(value, _MULTI):
+        text = "\\".join(
+            v.original_string if hasattr(v, "original_string") else str(v) for v in value
+        )
+    elif isinstance(value, str | int | float):
+        text = value.original_string if hasattr(value, "original_string") else str(value)
+    else:
+        raise _UNSUPPORTED
+    if not isinstance(text, str) or not text.isascii():
+        raise _UNSUPPORTED
+    raw = text.encode("ascii")
+    return raw + b" " if len(raw) & 1 else raw
+
+
+def _one_name(name: Any) -> bytes:
+    if not isinstance(name, PersonName):
+        raise _UNSUPPORTED
+    original: bytes | None = name.original_string  # None until encoded, when made from a str
+    if original is None:
+        # what PersonName.encode() builds from the components (trailing empty ones dropped
+        # when it was made from a str)
+        text = "=".join(name.components)
+        if not text.isascii():
+            raise _UNSUPPORTED
+        return text.encode("ascii")
+    # read from the wire or already encoded: pydicom writes these bytes, or re-encodes
+    # the components, which gives the same bytes when they are ASCII without a trailing '='
+    if not isinstance(original, bytes) or not original.isascii() or original.endswith(b"="):
+        raise _UNSUPPORTED
+    return original
+
+
+def _person_name(value: Any) -> bytes:
+    if isinstance(value, _MULTI):
+        raw = b"\\".join([_one_name(v) for v in value])
+    else:
+        raw = _one_name(value)
+    return raw + b" " if len(raw) & 1 else raw
+
+
+def _binary(fmt: str) -> Callable[[Any], bytes]:
+    single = struct.Struct("<" + fmt)
+
+    def encode(value: Any) -> bytes:
+        if isinstance(value, int | float):
+            try:
+                return single.pack(value)
+            except struct.error:
+                raise _UNSUPPORTED from None
+        if type(value) is list or isinstance(value, MultiValue):
+            # pydicom treats the first value of a multi-valued SS LUT Descriptor as US
+            if fmt == "h":
+                raise _UNSUPPORTED
+            try:
+                return struct.pack(f"<{len(value)}{fmt}", *value)
+            except struct.error:
+                raise _UNSUPPORTED from None
+        raise _UNSUPPORTED
+
+    return encode
+
+
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    **dict.fromkeys(("AE", "AS", "CS", "DA", "DT", "TM", "UR"), _space_padded),
+    **dict.fromkeys(("LO", "LT", "SH", "ST", "UC", "UT"), _space_padded),
+    "UI": _uid,
+    "IS": _number_string,
+    "DS": _number_string,
+    "PN": _person_name,
+    "US": _binary("H"),
+    "SS": _binary("h"),
+    "UL": _binary("L"),
+    "SL": _binary("l"),
+    "FL": _binary("f"),
+    "FD": _binary("d"),
+    "SV": _binary("q"),
+    "UV": _binary("Q"),
+}
+
+
+def _is_empty(value: Any) -> bool:
+    """pydicom writes no value when the element's VM is 0."""
+    if value is None:
+        return True
+    if isinstance(value, str | bytes | PersonName):
+        return not value
+    if isinstance(value, _MULTI):
+        return len(value) == 0
+    return False
+
+
+def _sequence(items: Any, implicit: bool, undefined: bool) -> bytes:
+    parts: list[bytes] = []
+    for item in items:
+        if not isinstance(item, Dataset):
+            raise _UNSUPPORTED
+        body = _encode(item, implicit)
+        if getattr(item, "is_undefined_length_sequence_item", False):
+            parts += (_IMPLICIT_HEADER.pack(0xFFFE, _ITEM, _UNDEFINED), body, _ITEM_DELIMITER)
+        else:
+            parts += (_IMPLICIT_HEADER.pack(0xFFFE, _ITEM, len(body)), body)
+    if undefined:
+        parts.append(_SEQUENCE_DELIMITER)
+    return b"".join(parts)
+
+
+def _encode(ds: Dataset, implicit: bool) -> bytes:
+    parts: list[bytes] = []
+    append = parts.append
+    encoders = _ENCODERS
+    for elem in ds.elements():
+        if type(elem) is not DataElement:
+            raise _UNSUPPORTED  # a RawDataElement: pydicom writes it as read
+        tag = elem.tag
+        group, number = tag >> 16, tag & 0xFFFF
+        if number == 0 and group > 6:
+            continue  # retired group length (PS3.5 7.2)
+        vr = elem.VR
+        value = elem.value
+        undefined = False
+        if vr == "SQ":
+            undefined = bool(elem.is_undefined_length)
+            data = _sequence(value or (), implicit, undefined)
+        else:
+            encoder = encoders.get(vr)
+            if encoder is None or elem.is_undefined_length:
+                raise _UNSUPPORTED
+            data = b"" if _is_empty(value) else encoder(value)
+        length = _UNDEFINED if undefined else len(data)
+        if implicit:
+            append(_IMPLICIT_HEADER.pack(group, number, length))
+        elif vr in _SHORT_VRS:
+            if length > 0xFFFF:
+                raise _UNSUPPORTED  # pydicom writes it as UN
+            append(_SHORT_HEADER.pack(group, number, vr.encode(), length))
+        else:
+            append(_LONG_HEADER.pack(group, number, vr.encode(), 0, length))
+        append(data)
+    return b"".join(parts)
+
+
+def encode_simple(ds: Dataset, implicit: bool) -> bytes | None:
+    """``ds`` in Implicit (``implicit``) or Explicit VR Little Endian, or ``None`` when
+    pydicom must encode it (see the module docstring)."""
+    try:
+        return _encode(ds, implicit)
+    except _Unsupported:
+        return None
