@@ -226,6 +226,7 @@ class QRSCP:
         destinations: dict[str, Any] | None = None,
         abort: bool = False,
         ae_title: str = "ANY-SCP",
+        ssl_context: Any = None,
     ) -> int:
         def on_find(event: Any) -> Any:
             identifier = event.identifier
@@ -284,6 +285,7 @@ class QRSCP:
                 (evt.EVT_C_MOVE, on_move),
             ],
             configure=configure,
+            ssl_context=ssl_context,
             move_destinations=destinations or {},
         )
         return int(scp.port)
@@ -571,6 +573,44 @@ def test_get_nothing_listening_exits_2(tmp_path: Path) -> None:
     result = run("get", "127.0.0.1", free_port(), "-m", "study", "-L", "STUDY", "-o", tmp_path)
     assert result.exit_code == 2
     assert "No association" in result.stderr
+
+
+def test_get_over_mutual_tls(qr: QRSCP, tmp_path: Path) -> None:
+    from tests.interop.peers import make_tls_files
+
+    tls = make_tls_files(tmp_path / "tls")
+    port = qr.start(ssl_context=tls.server_context())
+    out = tmp_path / "out"
+    result = run(
+        "get", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-o", out,
+        "--tls-ca", tls.ca_cert, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(written(out)) == 5
+    assert len(qr.finds) == 1  # the discovery C-FIND went over TLS too
+    # without a client certificate the server refuses the handshake: no association
+    refused = run(
+        "get", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-o", out,
+        "--tls-ca", tls.ca_cert,
+    )  # fmt: skip
+    assert refused.exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["find", "get", "move"])
+def test_interrupt_aborts_and_exits_130(
+    qr: QRSCP, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    from dicomnet.association import Association
+
+    def interrupted(self: Association, *args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    port = qr.start()
+    monkeypatch.setattr(Association, f"send_c_{command}", interrupted)
+    extra = {"find": [], "get": ["-L", "STUDY", "-o", tmp_path], "move": ["-L", "STUDY", "-D", "X"]}
+    result = run(command, "127.0.0.1", port, "-m", "study", *extra[command])
+    assert result.exit_code == 130
+    assert "Interrupted" in result.stderr
 
 
 # -- move -------------------------------------------------------------------------------------
