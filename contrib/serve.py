@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import click
@@ -78,8 +78,10 @@ from dicomnet.sop_class import (
 from dicomnet.spool import instance_file_name, sync_directory
 
 from ._cli_common import _ae_title, _max_pdu, verbosity_options
-from .pacs import Index, QueryError, WorklistSource
-from .pacs.index import database_url
+
+if TYPE_CHECKING:  # the PACS library (SQLAlchemy) is imported when a server starts, so
+    # that the other commands of the dicomnet CLI do not pay for it
+    from .pacs import Index, QueryError, WorklistSource
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -230,11 +232,15 @@ class ServeOptions:
     def database(self) -> str:
         """The index's database URL (the SQLite file in ``directory`` by default)."""
         if self.db is not None:
+            from .pacs.index import database_url
+
             return database_url(self.db).render_as_string(hide_password=False)
         return f"sqlite:///{(self.directory / 'index.sqlite').resolve()}"
 
     def open_index(self, *, create: bool = True) -> Index:
         """The index of this server (a pool as large as the associations it serves)."""
+        from .pacs import Index
+
         return Index(
             self.db,
             storage_dir=self.directory,
@@ -374,6 +380,8 @@ class _Handlers:
     # -- C-FIND --
     def find(self, event: Event) -> Iterator[Any]:
         """Query/Retrieve C-FIND from the index, Modality Worklist C-FIND from the folder."""
+        from .pacs import QueryError
+
         uid = str(event.context.abstract_syntax)
         try:
             if uid == WORKLIST_FIND:
@@ -409,6 +417,8 @@ class _Handlers:
 
     # -- C-GET and C-MOVE --
     def _instances(self, event: Event) -> list[str] | Dataset:
+        from .pacs import QueryError
+
         uid = str(event.context.abstract_syntax)
         (relational,) = _agreed(event, _RETRIEVE_EXTENDED)
         try:
@@ -475,6 +485,8 @@ class PacsServer:
         self.index = index if index is not None else options.open_index()
         self.server: AssociationServer | None = None
         try:
+            from .pacs import WorklistSource
+
             self.worklist = (
                 WorklistSource(options.worklist_dir) if options.worklist_dir is not None else None
             )
@@ -1056,6 +1068,8 @@ def serve_command(
     """
     if (tls_key is not None or tls_ca is not None) and tls_cert is None:
         raise click.UsageError("--tls-key and --tls-ca need --tls-cert")
+    from .pacs.index import database_url
+
     if db is not None:
         try:
             database_url(db)
