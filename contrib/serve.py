@@ -14,7 +14,7 @@ One AE serves, on one port:
   hierarchical, or relational when the SCU asked for relational-queries by
   SOP Class Extended Negotiation (PS3.4 C.4.1.3.2, C.5.1.1), which is also
   how combined date-time, empty value and multiple value matching are agreed;
-  C-GET/C-MOVE accept relational-retrieval the same way (C.5.1.2). C-GET and
+  C-GET/C-MOVE accept relational-retrieval the same way (C.5.2, C.5.3). C-GET and
   C-MOVE send the stored files as they are, streamed, never decoded (when the
   peer accepted their transfer syntax). C-MOVE destinations come from a
   static table (:class:`~dicomnet.plugins.qr.MoveDestinations`).
@@ -124,7 +124,7 @@ WORKLIST_FIND: Final = str(ModalityWorklistInformationModelFind)
 #: queries, combined date-time matching, (no fuzzy person names, no timezone adjustment,
 #: no multi-frame conversion), empty value matching, multiple value matching
 _FIND_EXTENDED: Final = (1, 1, 0, 0, 0, 1, 1)
-#: C-GET/C-MOVE extended negotiation (PS3.4 Table C.5-4): relational retrieval only
+#: C-GET/C-MOVE extended negotiation (PS3.4 C.5.2, C.5.3): relational retrieval only (byte 1)
 _RETRIEVE_EXTENDED: Final = (1,)
 
 #: a worker process that dies within this many seconds of its start is not restarted
@@ -295,7 +295,7 @@ def _agreed(event: Event, expected: tuple[int, ...]) -> tuple[bool, ...]:
 
 
 def _answer(requested: bytes, supported: tuple[int, ...]) -> bytes:
-    """Our answer to one 56H item: each requested option we perform (PS3.4 C.5.1.1.2)."""
+    """Our answer to one 56H item: each requested option we perform (PS3.4 C.5.1-C.5.3)."""
     return bytes(
         1 if value and i < len(supported) and supported[i] else 0
         for i, value in enumerate(requested[: len(supported)])
@@ -449,7 +449,7 @@ class _Handlers:
 
     # -- association negotiation --
     def extended(self, event: Event) -> dict[str, bytes]:
-        """Answer SOP Class Extended Negotiation for the models we serve (PS3.4 C.5.1)."""
+        """Answer SOP Class Extended Negotiation for the models we serve (PS3.4 C.5)."""
         answers: dict[str, bytes] = {}
         for uid, info in event.app_info.items():
             if info is None:

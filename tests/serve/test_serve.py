@@ -145,6 +145,23 @@ def test_store_refuses_what_cannot_be_indexed(
     assert list((server.directory / ".incoming").iterdir()) == []
 
 
+def test_hostile_uids_name_no_path_outside_the_folder(
+    make_pacs: MakePacs, make_scu: MakeSCU
+) -> None:
+    server = make_pacs(fsync=False)
+    ds = instances()[0]
+    ds.StudyInstanceUID = "../../escaped"
+    ds.SeriesInstanceUID = "/absolute"
+    assert store(make_scu(), server.host, server.port, [ds]) == [0]
+    [path] = list(server.directory.rglob("*.dcm"))
+    study, series, name = path.relative_to(server.directory).parts
+    assert study.startswith("invalid-uid-") and series.startswith("invalid-uid-")
+    assert name == f"{ds.SOPInstanceUID}.dcm"
+    found, _ = find(make_scu(), server.host, server.port,
+                    query("STUDY", StudyInstanceUID="../../escaped"))
+    assert len(found) == 1
+
+
 def test_success_only_after_the_file_is_stored_and_indexed(
     make_pacs: MakePacs, make_scu: MakeSCU, monkeypatch: pytest.MonkeyPatch
 ) -> None:
