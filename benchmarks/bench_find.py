@@ -186,6 +186,30 @@ def prepare_dcmqrscp_index(data: Path, dcmqridx: str) -> Path:
     return area
 
 
+def prepare_serve_index(data: Path) -> Path:
+    """The storage folder of ``dicomnet serve``: the K files (hard links) and its SQLite
+    index of them, built with the index's own rescan (cached)."""
+    folder = data / "serve"
+    files = sorted((data / "finddb").glob("*.dcm"))
+    marker = folder / f"indexed-{len(files)}"
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "finddb").mkdir(parents=True)
+    for path in files:
+        os.link(path, folder / "finddb" / path.name)
+    print(f"indexing {len(files)} files for dicomnet serve ...", file=sys.stderr, flush=True)
+    from dicomnet.contrib.pacs import Index
+
+    with Index(storage_dir=folder) as index:
+        report = index.rescan()
+    if report.failed:
+        raise SystemExit(f"dicomnet serve's index could not take {len(report.failed)} files")
+    marker.touch()
+    return folder
+
+
 # -- worker side: runs with either library ----------------------------------------------------
 
 
@@ -274,25 +298,39 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process: one of our workers, or dcmqrscp; stopped on exit."""
+    """A server process: one of our workers, dcmqrscp or dicomnet serve; stopped on exit.
 
-    def __init__(self, argv: list[str], port: int | None = None) -> None:
+    Its port is ``port``, or read from the first line of its standard output
+    (``ready`` on standard error) that matches ``listening on ...:PORT``.
+    """
+
+    def __init__(
+        self, argv: list[str], port: int | None = None, *, ready: str = "stdout",
+        terminate: bool = False, timeout: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.terminate = terminate
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if ready == "stdout" else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if ready == "stderr" else subprocess.DEVNULL,
             env=PEER_ENV,
             text=True,
             start_new_session=True,
         )
         if port is None:
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            match = re.match(r"listening on port (\d+)", line)
+            stream = self.proc.stdout if ready == "stdout" else self.proc.stderr
+            assert stream is not None
+            deadline = time.monotonic() + timeout
+            match = None
+            while match is None and time.monotonic() < deadline:
+                line = stream.readline()
+                if not line:
+                    break
+                match = re.search(r"listening on (?:port |\S*:)(\d+)", line)
             if not match:
                 self.stop()
-                raise RuntimeError(f"{argv[0]}: did not start ({line!r})")
+                raise RuntimeError(f"{argv[0]} {argv[1:3]}: did not start")
             port = int(match.group(1))
         else:
             self._wait_listening(port)
@@ -310,6 +348,8 @@ class Server:
         raise RuntimeError(f"nothing listens on port {port}")
 
     def stop(self) -> None:
+        if self.terminate:
+            self.proc.terminate()
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
@@ -333,6 +373,15 @@ def start_dcmqrscp(dcmqrscp: str, area: Path, workdir: Path) -> Server:
         f"AETable BEGIN\n{SCP_AET} {area} R (10, 1024mb) ANY\nAETable END\n"
     )
     return Server([dcmqrscp, "-q", "-c", str(config)], port=port)
+
+
+def start_serve(folder: Path) -> Server:
+    """``dicomnet serve`` on its folder and index (no fsync: nothing is stored here)."""
+    argv = [
+        sys.executable, "-m", "dicomnet.contrib.cli", "serve", "--port", "0",
+        "--bind", "127.0.0.1", "--dir", str(folder), "--aet", SCP_AET, "--no-fsync",
+    ]  # fmt: skip
+    return Server(argv, ready="stderr", terminate=True)
 
 
 def findscu_argv(findscu: str, info: dict[str, Any], port: int, repeat: int) -> list[str]:
@@ -447,6 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-context", dest="context", action="store_false", help="only the findscu rows"
     )
+    parser.add_argument(
+        "--no-serve", dest="serve_case", action="store_false", help="leave out dicomnet serve"
+    )
     parser.add_argument("--only", help="comma-separated case keys to run (e.g. dicomnet,dcmqrscp)")
     parser.add_argument("--no-check", dest="check", action="store_false", help=argparse.SUPPRESS)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -475,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         skipped.append(
             "dicomnet serve (SQLite index) vs dcmqrscp: dicomnet.contrib.serve has not landed yet"
         )
+    serve_folder = prepare_serve_index(data) if have_serve and args.serve_case else None
 
     def findscu_case(extra: int) -> Callable[[Server], float]:
         assert findscu is not None
@@ -514,6 +567,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             findscu_case(args.extra),
         )
     )
+    if serve_folder is not None:
+        cases.append(
+            Case(
+                "serve",
+                "findscu -> dicomnet serve (its SQLite index)",
+                "serve",
+                findscu_case(args.extra),
+            )
+        )
     if args.context:
         cases.append(
             Case(
@@ -559,6 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if "dcmqrscp" in needed:
                 servers["dcmqrscp"] = start_dcmqrscp(dcmqrscp, area, Path(workdir))
+            if "serve" in needed:
+                assert serve_folder is not None
+                servers["serve"] = start_serve(serve_folder)
             if args.check:
                 # the same K identifiers from every SCP, through one SCU
                 seen: dict[str, Any] = {}
