@@ -204,10 +204,12 @@ def get(
 
 
 class ServeProcess:
-    """``dicomnet serve`` in a subprocess; stderr collected line by line."""
+    """``dicomnet serve`` (or ``command``) in a subprocess; stderr collected line by line."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.argv = [sys.executable, "-m", "dicomnet.contrib.cli", "serve", *args]
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, command: str = "serve"
+    ) -> None:
+        self.argv = [sys.executable, "-m", "dicomnet.contrib.cli", command, *args]
         self.proc = subprocess.Popen(
             self.argv,
             stderr=subprocess.PIPE,
@@ -286,11 +288,17 @@ StartServe = Callable[..., ServeProcess]
 
 @pytest.fixture
 def start_serve() -> Iterator[StartServe]:
-    """``start_serve(*args, ready=True)``: ``dicomnet serve ARGS``, killed at teardown."""
+    """``start_serve(*args, ready=True, command="serve")``: ``dicomnet serve ARGS``
+    (``dicomnet receive`` prints the same "listening on" line), killed at teardown."""
     started: list[ServeProcess] = []
 
-    def start(*args: str, ready: bool = True, env: dict[str, str] | None = None) -> ServeProcess:
-        proc = ServeProcess(*args, env=env)
+    def start(
+        *args: str,
+        ready: bool = True,
+        env: dict[str, str] | None = None,
+        command: str = "serve",
+    ) -> ServeProcess:
+        proc = ServeProcess(*args, env=env, command=command)
         started.append(proc)
         return proc.ready() if ready else proc
 
@@ -302,3 +310,22 @@ def start_serve() -> Iterator[StartServe]:
             proc._reader.join(WAIT)
         if proc.proc.stderr is not None:
             proc.proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A CA, a server certificate (localhost, 127.0.0.1) and a client certificate
+    (``tests/test_cli.py``'s): ``pki.path("server.pem")``..."""
+    import shutil
+
+    from ..test_cli import PKI
+
+    try:
+        import cryptography  # noqa: F401
+
+        generator = "cryptography"
+    except ImportError:  # pragma: no cover - then openssl
+        if shutil.which("openssl") is None:
+            pytest.skip("neither cryptography nor openssl is available to make certificates")
+        generator = "openssl"
+    return PKI(tmp_path_factory.mktemp("pki"), generator)

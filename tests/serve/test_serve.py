@@ -562,23 +562,6 @@ def test_no_worklist_without_a_folder(pacs: Pacs, make_scu: MakeSCU) -> None:
 # --- TLS ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import shutil
-
-    from ..test_cli import PKI
-
-    try:
-        import cryptography  # noqa: F401
-
-        generator = "cryptography"
-    except ImportError:  # pragma: no cover - then openssl
-        if shutil.which("openssl") is None:
-            pytest.skip("neither cryptography nor openssl is available to make certificates")
-        generator = "openssl"
-    return PKI(tmp_path_factory.mktemp("pki"), generator)
-
-
 def test_tls_with_client_certificates_and_a_tls_move_destination(
     make_pacs: MakePacs, make_scu: MakeSCU, pki: Any, tmp_path: Path
 ) -> None:
