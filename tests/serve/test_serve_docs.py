@@ -131,3 +131,55 @@ def test_examples(
     walk.stop_all()
     assert (tmp_path / "retrieved" / f"{instances()[0].SOPInstanceUID}.dcm").exists()
     assert len(list((tmp_path / "received").iterdir())) == 5  # the moved study
+
+
+# --- the README's quick start ----------------------------------------------------------------
+
+README = DOC.parents[1] / "README.md"
+CI = DOC.parents[1] / ".ci" / "run"
+
+
+def quick_start() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Quick start\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_quick_start(
+    tmp_path: Path, start_serve: StartServe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first shell block of the README installs and starts ``dicomnet serve``; the
+    commands quoted after it work against that server; the second block is CI's."""
+    sh = re.findall(r"^```sh\n(.*?)^```", README.read_text(encoding="utf-8"),
+                    flags=re.MULTILINE | re.DOTALL)
+    first, second = sh[0], sh[1]
+    assert first in quick_start() and second in quick_start()
+    install, serve_line = [part.strip() for part in first.strip().split("&&")]
+    assert install == "python3 -m pip install ."
+    argv = shlex.split(serve_line)
+    assert argv[:2] == ["dicomnet", "serve"]
+
+    monkeypatch.chdir(tmp_path)
+    args = argv[2:]
+    args[args.index("--port") + 1] = "0"
+    serve = start_serve(*args, "--bind", "127.0.0.1")
+    aet = args[args.index("--aet") + 1]
+    for ds in instances():
+        write_part10(ds, tmp_path / "study" / f"{ds.SOPInstanceUID}.dcm")
+    quoted = re.findall(r"`(dicomnet [^`]+)`", " ".join(quick_start().split()))
+    assert [shlex.split(q)[1] for q in quoted] == ["echo", "store", "find"]
+    for command in quoted:
+        line = command.replace(" 11112", f" {serve.port}")
+        result = CliRunner().invoke(main, shlex.split(line)[1:], catch_exceptions=False)
+        assert result.exit_code == 0, f"{line}\n{result.stderr}"
+    assert result.stdout.count("StudyInstanceUID") == 4
+    assert aet in serve.stderr
+    assert serve.stop() == 0
+    assert (tmp_path / "pacs" / "index.sqlite").exists()
+
+    # the second block runs the test suite exactly as .ci/run does
+    commands = [line.strip() for line in second.strip().splitlines()]
+    assert commands == ["python3 -m pip install -e '.[dev]'", "python3 -m pytest"]
+    ci = CI.read_text().replace(" --quiet", "")
+    for command in commands:
+        assert re.search(rf"^\s*{re.escape(command)}\s*$", ci, flags=re.MULTILINE), command
