@@ -183,3 +183,22 @@ def test_readme_quick_start(
     ci = CI.read_text().replace(" --quiet", "")
     for command in commands:
         assert re.search(rf"^\s*{re.escape(command)}\s*$", ci, flags=re.MULTILINE), command
+
+
+def test_cli_md_serve_section(
+    tmp_path: Path, start_serve: StartServe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example of the ``dicomnet serve`` section of docs/cli.md starts and stops."""
+    text = (DOC.parent / "cli.md").read_text(encoding="utf-8")
+    start = text.index("\n## `dicomnet serve`\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    lines = [line for lang, block in re.findall(r"^```(\w+)\n(.*?)^```", section,
+                                                 flags=re.MULTILINE | re.DOTALL)
+             if lang == "sh" for line in block.splitlines() if line.startswith("dicomnet serve")]
+    assert lines
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        args = shlex.split(line)[2:]
+        args[args.index("--port") + 1] = "0"
+        serve = start_serve(*args, "--bind", "127.0.0.1")
+        assert serve.stop() == 0
