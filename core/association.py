@@ -860,7 +860,13 @@ class Association(threading.Thread):
 
     def _is_cancelled(self, message_id: int) -> bool:
         """Whether a C-CANCEL arrived for ``message_id`` (reads what is waiting, never blocks)."""
-        if threading.get_ident() == self._pump_ident and not self._closed:
+        # Every pump drains the Upper Layer's buffer, so only new bytes can hold a C-CANCEL:
+        # one select() when nothing came (this runs between any two C-FIND responses).
+        if (
+            threading.get_ident() == self._pump_ident
+            and not self._closed
+            and self._readable_now()
+        ):
             self._pump(lambda: True if self._channel is None else not self._readable_now(), 0.0)
         return message_id in self._cancelled
 
@@ -894,6 +900,34 @@ class Association(threading.Thread):
                     self._notify(EVT_DATA_SENT, data=b"".join(out))
         if self._listens(EVT_DIMSE_SENT):
             self._notify(EVT_DIMSE_SENT, message=message, context_id=context_id)
+
+    def _batching_allowed(self) -> bool:
+        """Whether messages may go out in batches (:meth:`_write_pdata`): nobody logs each
+        message or listens to EVT_DIMSE_SENT / EVT_DATA_SENT."""
+        return not (
+            DIMSE_LOGGER.isEnabledFor(INFO)
+            or self._listens(EVT_DIMSE_SENT)
+            or self._listens(EVT_DATA_SENT)
+        )
+
+    def _write_pdata(self, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Write whole P-DATA-TF PDUs of one or more messages at once (one ``sendmsg``).
+
+        For the Pending responses a service class batches
+        (:meth:`dicomnet.service_provider.Call.hold`); raises ``LocalProtocolError``
+        once not established or when the connection is lost.
+        """
+        ul = self._ul
+        channel = self._channel
+        assert ul is not None and channel is not None
+        with self._send_lock:
+            with self._lock:
+                ul.send_pdata(buffers)
+                out = ul.data_to_send()
+            try:
+                channel.write(out)
+            except OSError as exc:
+                raise LocalProtocolError(f"connection lost while sending: {exc}") from exc
 
     def _check_established(self) -> None:
         if not self.is_established:

@@ -45,6 +45,8 @@ __all__ = [
     "DimseEvent",
     "MessageAssembler",
     "MessageIDs",
+    "command_pdus",
+    "dataset_pdus",
     "fragment_message",
 ]
 
@@ -193,6 +195,56 @@ def _stream_pdus(
         batch.append(pdata_header(context_id, _LAST, len(pending)))
         batch.append(pending)
     yield batch
+
+
+def _fragment_size(max_pdu_length: int) -> int:
+    if max_pdu_length < 0 or 0 < max_pdu_length <= _PDV_OVERHEAD:
+        raise ValueError(
+            f"maximum PDU length {max_pdu_length} leaves no room for data "
+            f"(each PDV takes {_PDV_OVERHEAD} bytes of it)"
+        )
+    return max_pdu_length - _PDV_OVERHEAD if max_pdu_length else DEFAULT_FRAGMENT_SIZE
+
+
+def command_pdus(
+    context_id: int, message: DimseMessage, has_dataset: bool, max_pdu_length: int
+) -> bytes:
+    """The P-DATA-TF PDU(s) of ``message``'s command set, as one bytes object (PS3.8 E.2).
+
+    What :func:`fragment_message` sends first, for a sender that sends the same
+    command set many times (the Pending responses of a C-FIND, which differ
+    only in their identifiers) and encodes it once. Raises :class:`ValueError`
+    as :func:`fragment_message` does.
+    """
+    if not 1 <= context_id <= 255:
+        raise ValueError(f"presentation context ID {context_id} is not in 1-255")
+    fragment = _fragment_size(max_pdu_length)
+    command = encode_command(message, has_dataset)
+    parts: list[bytes] = []
+    for start in range(0, len(command), fragment):
+        piece = command[start : start + fragment]
+        control = _COMMAND | _LAST if start + fragment >= len(command) else _COMMAND
+        parts.append(pdata_header(context_id, control, len(piece)))
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def dataset_pdus(context_id: int, dataset: Buffer, max_pdu_length: int) -> list[Buffer]:
+    """The P-DATA-TF PDUs of a data set held in memory, one PDV each (PS3.8 E.2).
+
+    A data set that fits in one PDV (a query identifier) is one bytes object,
+    header and data together; a longer one is headers and memoryview slices,
+    as :func:`fragment_message` cuts it. The context ID is not checked: this
+    follows :func:`command_pdus`.
+    """
+    fragment = _fragment_size(max_pdu_length)
+    total = len(dataset)
+    if total <= fragment:
+        return [pdata_header(context_id, _LAST, total) + bytes(dataset)]
+    pdus: list[Buffer] = []
+    for batch in _buffer_pdus(context_id, _view(dataset), fragment, [], total):
+        pdus.extend(batch)
+    return pdus
 
 
 # -- receiving ----------------------------------------------------------------------------

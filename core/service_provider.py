@@ -22,6 +22,18 @@ in memory, or -- when the service class's ``dataset_sink`` wrote it out as it
 arrived -- a :class:`~dicomnet.spool.SpooledDataset` (``call.dataset_path``).
 A temporary file is deleted once the SCP returns, unless the handler moved it
 (``event.store()``); a file written on demand for ``event.dataset_path`` too.
+
+**Batched responses.** Writing each of thousands of small C-FIND responses
+with its own ``sendmsg`` costs more than building it. A service class may
+therefore :meth:`Call.hold` Pending responses: they are queued, encoded (the
+command set once for identical responses: only the identifier differs), and
+written together with the next :meth:`Call.send`, at the latest at
+:meth:`Call.flush` or when :data:`HOLD_MAX_MESSAGES` or
+:data:`HOLD_MAX_BYTES` are queued, and when the SCP returns. The service
+class decides when holding cannot delay a response unduly (the C-FIND engine
+holds only while its handler yields quickly, and never longer than a few
+milliseconds). With DIMSE logging on, or a handler bound to
+``EVT_DIMSE_SENT``/``EVT_DATA_SENT``, every response is written at once.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from pydicom.uid import UID
 from . import dimse_messages as dm
 from .acse import NegotiatedContext
 from .datasets import encode_dataset
+from .dimse import Buffer, command_pdus, dataset_pdus
 from .errors import LocalProtocolError
 from .events import InterventionEvent
 from .spool import FileMetaInfo, Received, SpooledDataset, spool_bytes
@@ -47,12 +60,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from .association import Association
     from .service import ServiceClass
 
-__all__ = ["Call", "ContextView", "dispatch", "file_meta_info"]
+__all__ = [
+    "HOLD_MAX_BYTES",
+    "HOLD_MAX_MESSAGES",
+    "Call",
+    "ContextView",
+    "dispatch",
+    "file_meta_info",
+]
 
 LOGGER = logging.getLogger("dicomnet.assoc")
 
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 UNRECOGNIZED_OPERATION = 0x0211
+
+#: held responses (:meth:`Call.hold`) are written once this many are queued...
+HOLD_MAX_MESSAGES = 64
+#: ... or this many bytes; a response with a larger data set is never held
+HOLD_MAX_BYTES = 64 * 1024
 
 _RESPONSE_TYPES: dict[type[dm.DimseMessage], type[dm.DimseResponse]] = {
     dm.CStoreRQ: dm.CStoreRSP,
@@ -149,10 +174,15 @@ class Call:
 
     __slots__ = (
         "_assoc",
+        "_batching",
         "_context",
         "_data",
         "_event_context",
         "_final_sent",
+        "_held",
+        "_held_bytes",
+        "_held_count",
+        "_last_command",
         "_on_demand",
         "_received",
         "_request",
@@ -176,6 +206,11 @@ class Call:
         self._service = service
         self._final_sent = False
         self._on_demand: SpooledDataset | None = None
+        self._held: list[Buffer] = []
+        self._held_count = 0
+        self._held_bytes = 0
+        self._batching = False
+        self._last_command: tuple[dm.DimseResponse, bool, bytes] | None = None
 
     @property
     def assoc(self) -> Association:
@@ -259,15 +294,71 @@ class Call:
         if self._on_demand is not None:
             self._on_demand.discard()
 
-    def send(self, response: dm.DimseResponse, dataset: Dataset | bytes | None = None) -> None:
-        data: bytes | None
+    def _encode(self, dataset: Dataset | bytes | None) -> bytes | None:
         if isinstance(dataset, Dataset):
-            data = encode_dataset(dataset, str(self._context.transfer_syntax))
-        else:
-            data = dataset
+            return encode_dataset(dataset, str(self._context.transfer_syntax))
+        return dataset
+
+    def send(self, response: dm.DimseResponse, dataset: Dataset | bytes | None = None) -> None:
+        """Send ``response`` now, after any held ones (PS3.7 9.3)."""
+        data = self._encode(dataset)
         if code_to_category(response.Status) != "Pending":
             self._final_sent = True
+        if self._held:
+            if self._batching and (data is None or len(data) <= HOLD_MAX_BYTES):
+                self._queue(response, data)  # one write with the held ones
+                self.flush()
+                return
+            self.flush()
         self._assoc._send_message(self._context.context_id, response, data)
+
+    def hold(self, response: dm.DimseResponse, dataset: Dataset | bytes | None = None) -> None:
+        """Send ``response`` with the ones that follow it: see *Batched responses* above.
+
+        It is written at the latest by the next :meth:`send` or :meth:`flush`, when
+        :data:`HOLD_MAX_MESSAGES` or :data:`HOLD_MAX_BYTES` are queued, or when the
+        SCP returns. Raises as :meth:`send` does (an encoding error, or
+        ``LocalProtocolError`` when a write fails).
+        """
+        data = self._encode(dataset)
+        if code_to_category(response.Status) != "Pending":
+            self._final_sent = True
+        if not self._held:
+            self._batching = self._assoc._batching_allowed()
+        if not self._batching or (data is not None and len(data) > HOLD_MAX_BYTES):
+            self.send(response, data)
+            return
+        self._queue(response, data)
+        if self._held_count >= HOLD_MAX_MESSAGES or self._held_bytes >= HOLD_MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held responses now, with one write."""
+        if not self._held:
+            return
+        held = self._held
+        self._held = []
+        self._held_count = self._held_bytes = 0
+        self._assoc._write_pdata([b"".join(held)])
+
+    def _queue(self, response: dm.DimseResponse, data: bytes | None) -> None:
+        """Queue the PDUs of one message; the command set is encoded once for each response
+        object (the C-FIND engine reuses one for all its identical Pending responses)."""
+        has_dataset = data is not None
+        last = self._last_command
+        if last is None or last[0] is not response or last[1] != has_dataset:
+            pdus = command_pdus(
+                self._context.context_id, response, has_dataset, self._assoc._max_send
+            )
+            last = self._last_command = (response, has_dataset, pdus)
+        self._held.append(last[2])
+        size = len(last[2])
+        if data is not None:
+            for pdu in dataset_pdus(self._context.context_id, data, self._assoc._max_send):
+                self._held.append(pdu)
+                size += len(pdu)
+        self._held_count += 1
+        self._held_bytes += size
 
 
 def _refuse(
@@ -333,6 +424,7 @@ def _dispatch(
     call = Call(assoc, context, request, data, service)
     try:
         service.scp(call)
+        call.flush()  # responses the service class held and did not flush
     except LocalProtocolError as exc:
         LOGGER.error(
             "The %s ended while serving a %s: %s", "association", request.message_name, exc
