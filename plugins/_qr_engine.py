@@ -18,6 +18,18 @@ When the generator ends, the final response is Success. With
 reads one result ahead: a second match gives the final status C100H *More
 than one match found* and no Pending response at all; zero matches is Success.
 
+**Writing C-FIND responses together.** A handler that yields matches from
+memory or a database cursor produces them faster than one ``sendmsg`` each
+can write them, so the engine holds Pending responses (``Call.hold``) and
+writes them in batches: a response whose handler step took less than
+:data:`FIND_SLOW_STEP` is held; before asking the handler for the next match
+the engine writes what it holds if the oldest has waited :data:`FIND_HOLD_FOR`;
+a response from a slower step, the final response and any failure go out at
+once, with everything held before them. So a held response waits at most
+:data:`FIND_HOLD_FOR` plus one step of the handler (a handler that blocks
+right after a quick burst delays that burst's responses by its block).
+C-CANCEL is still checked before every step.
+
 **C-GET** (PS3.4 C.4.3.3): the handler yields the number of sub-operations,
 then ``(status, dataset)`` pairs. For each Pending pair the data set (a
 :class:`~pydicom.dataset.Dataset`, or whatever ``send_c_store`` accepts) is
@@ -100,6 +112,8 @@ import collections
 import logging
 import operator
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -134,6 +148,8 @@ from dicomnet.status import StatusTable, code_to_category
 
 __all__ = [
     "FIND_FAILURES",
+    "FIND_HOLD_FOR",
+    "FIND_SLOW_STEP",
     "GET_FAILURES",
     "MOVE_FAILURES",
     "MOVE_LOOKAHEAD",
@@ -162,6 +178,12 @@ MORE_THAN_ONE_MATCH = 0xC100
 MAX_SUBOPERATIONS = 0xFFFF
 #: how many results a C-MOVE SCP reads ahead to choose the destination association's contexts
 MOVE_LOOKAHEAD = 32
+#: C-FIND: Pending responses are written together (``Call.hold``) for at most this long
+#: (seconds) before the handler is asked for the next match...
+FIND_HOLD_FOR = 0.002
+#: ... and only those whose handler step took less than this: a slow handler's matches
+#: go out one by one, at once (see the module docstring)
+FIND_SLOW_STEP = 0.0005
 
 _UNABLE_TO_PROCESS = 0xC000
 
@@ -381,21 +403,35 @@ def serve_find(call: ServiceCall, op: Operation) -> None:
 
 
 def _find(call: ServiceCall, op: Operation, results: Iterator[Any]) -> None:
+    out = _FindResponses(call)
+    try:
+        _find_loop(call, op, results, out)
+    finally:
+        out.close()
+
+
+def _find_loop(
+    call: ServiceCall, op: Operation, results: Iterator[Any], out: _FindResponses
+) -> None:
     held: tuple[int, Dataset | None, Dataset] | None = None
     final: tuple[int, Dataset | None] = (SUCCESS, None)
+    clock = time.perf_counter
     while True:
         if call.is_cancelled:
             LOGGER.info("C-FIND cancelled by the peer")
-            call.send(_response(call, CANCEL))
+            out.send(_response(call, CANCEL))
             return
+        out.before_step()
+        started = clock()
         try:
             item = next(results)
         except StopIteration:
             break
         except Exception as exc:
             status = handler_failure(exc, what=_what(EVT_C_FIND), status=op.failures.handler)
-            call.send(_response(call, status))
+            out.send(_response(call, status))
             return
+        quick = clock() - started < FIND_SLOW_STEP
         try:
             status, extra, identifier = _pair(item, EVT_C_FIND, op)
             if code_to_category(status) == "Pending" and not isinstance(identifier, Dataset):
@@ -404,7 +440,7 @@ def _find(call: ServiceCall, op: Operation, results: Iterator[Any]) -> None:
                     "instead of the matching identifier (a Dataset)"
                 )
         except InvalidHandlerResult as exc:
-            _refuse(call, exc, EVT_C_FIND, op.failures.invalid)
+            out.send(_response(call, _failed(exc, EVT_C_FIND, op.failures.invalid)))
             return
         if code_to_category(status) != "Pending":
             if identifier is not None:
@@ -414,31 +450,122 @@ def _find(call: ServiceCall, op: Operation, results: Iterator[Any]) -> None:
         if op.single_match:
             if held is not None:
                 LOGGER.info("The query matched more than one patient: 0x%04X", MORE_THAN_ONE_MATCH)
-                call.send(_response(call, MORE_THAN_ONE_MATCH))
+                out.send(_response(call, MORE_THAN_ONE_MATCH))
                 return
             held = (status, extra, identifier)
             continue
-        if not _send_pending_match(call, op, status, extra, identifier):
+        if not out.match(op, status, extra, identifier, hold=quick):
             return
-    if held is not None and final[0] == SUCCESS and not _send_pending_match(call, op, *held):
+    if held is not None and final[0] == SUCCESS and not out.match(op, *held):
         return
-    call.send(_response(call, *final))
+    out.send(_response(call, *final))
 
 
-def _send_pending_match(
-    call: ServiceCall, op: Operation, status: int, extra: Dataset | None, identifier: Dataset
-) -> bool:
-    try:
-        data = _encode(call, identifier)
-    except Exception as exc:
-        status = handler_failure(
-            exc, what=f"encoding of an identifier yielded by the {_what(EVT_C_FIND)}",
-            status=op.failures.invalid,
-        )
-        call.send(_response(call, status))
-        return False
-    call.send(_response(call, status, extra), data)
-    return True
+class _FindResponses:
+    """How the C-FIND engine sends: Pending responses held and written together while the
+    handler is quick, never held longer than :data:`FIND_HOLD_FOR` (module docstring).
+
+    The engine's thread writes what is held before each handler step once the oldest
+    held response is :data:`FIND_HOLD_FOR` old. A handler that blocks in a step cannot
+    hold them longer: a watchdog thread, started at the first held response, writes
+    them when that time has passed. Every send goes through one lock, shared with it.
+    One response object serves all Pending responses of one status (the association
+    encodes its command set once).
+    """
+
+    def __init__(self, call: ServiceCall) -> None:
+        self._call = call
+        hold = getattr(call, "hold", None)
+        self._can_hold = hold is not None and hasattr(call, "flush")
+        self._responses: dict[int, DimseResponse] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._since = 0.0  # when the oldest held response was queued; 0.0: none held
+        self._closed = False
+        self._watchdog: threading.Thread | None = None
+
+    def send(self, response: DimseResponse, data: bytes | None = None) -> None:
+        """Send now (with everything held before it)."""
+        with self._lock:
+            self._since = 0.0
+            self._call.send(response, data)
+
+    def match(
+        self,
+        op: Operation,
+        status: int,
+        extra: Dataset | None,
+        identifier: Dataset,
+        *,
+        hold: bool = False,
+    ) -> bool:
+        """Send (or hold) one Pending response; ``False`` after sending a failure instead."""
+        call = self._call
+        try:
+            data = _encode(call, identifier)
+        except Exception as exc:
+            status = handler_failure(
+                exc, what=f"encoding of an identifier yielded by the {_what(EVT_C_FIND)}",
+                status=op.failures.invalid,
+            )
+            self.send(_response(call, status))
+            return False
+        if extra is None:
+            response = self._responses.get(status)
+            if response is None:
+                response = self._responses[status] = _response(call, status)
+        else:
+            response = _response(call, status, extra)
+        if not (hold and self._can_hold):
+            self.send(response, data)
+            return True
+        with self._lock:
+            call.hold(response, data)  # type: ignore[attr-defined]
+            if not self._since:
+                self._since = time.perf_counter()
+                if self._watchdog is None:
+                    self._watchdog = threading.Thread(
+                        target=self._watch, name="dicomnet-find-flush", daemon=True
+                    )
+                    self._watchdog.start()
+                else:
+                    self._wake.notify()
+        return True
+
+    def before_step(self) -> None:
+        """Before asking the handler for a match: write what has been held long enough."""
+        since = self._since
+        if since and time.perf_counter() - since >= FIND_HOLD_FOR:
+            with self._lock:
+                self._flush()
+
+    def close(self) -> None:
+        watchdog = self._watchdog
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        if watchdog is not None:
+            watchdog.join()
+
+    def _flush(self) -> None:  # with the lock held
+        self._since = 0.0
+        self._call.flush()  # type: ignore[attr-defined]
+
+    def _watch(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self._since:
+                    self._wake.wait()
+                    continue
+                left = self._since + FIND_HOLD_FOR - time.perf_counter()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                try:
+                    self._flush()  # the handler is blocked in a step
+                except Exception as exc:  # the association ended: the engine will see it
+                    LOGGER.debug("Could not write the held C-FIND responses: %s", exc)
+                    return
 
 
 # -- C-GET and C-MOVE ---------------------------------------------------------------------------
