@@ -25,10 +25,11 @@ writes them in batches: a response whose handler step took less than
 :data:`FIND_SLOW_STEP` is held; before asking the handler for the next match
 the engine writes what it holds if the oldest has waited :data:`FIND_HOLD_FOR`;
 a response from a slower step, the final response and any failure go out at
-once, with everything held before them. So a held response waits at most
-:data:`FIND_HOLD_FOR` plus one step of the handler (a handler that blocks
-right after a quick burst delays that burst's responses by its block).
-C-CANCEL is still checked before every step.
+once, with everything held before them. A handler that blocks in a step
+right after a quick burst does not keep the burst back: a watchdog thread
+writes held responses once the oldest has waited :data:`FIND_HOLD_FOR`. So
+no Pending response waits much longer than that. C-CANCEL is still checked
+before every step.
 
 **C-GET** (PS3.4 C.4.3.3): the handler yields the number of sub-operations,
 then ``(status, dataset)`` pairs. For each Pending pair the data set (a
