@@ -36,7 +36,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -116,6 +118,10 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "study": ("STUDY", "SERIES", "IMAGE"),
     "worklist": (),
 }
+
+#: the exit status of ``find`` when stdout is closed early: 128 + SIGPIPE, as a shell reports
+#: a program that SIGPIPE killed
+BROKEN_PIPE = 141
 
 #: PS3.4 C.4.2.1.5: the peer does not know the Move Destination
 MOVE_DESTINATION_UNKNOWN = 0xA801
@@ -387,13 +393,13 @@ def _peer(client: ClientOptions, host: str, port: int) -> str:
     return f"{client.called_ae_title!r} at {host}:{port}"
 
 
-def _run_command(run: Callable[[], ExitStatus]) -> None:
+def _run_command(run: Callable[[], int]) -> None:
     """Run a command; Ctrl-C is exit status 130 (the association was aborted on the way)."""
     try:
         status = run()
     except KeyboardInterrupt:
         LOGGER.error("Interrupted")
-        status = ExitStatus.INTERRUPTED
+        status = int(ExitStatus.INTERRUPTED)
     click.get_current_context().exit(status)
 
 
@@ -411,25 +417,45 @@ def _find(
     was not accepted, ``RuntimeError`` if the association ended)."""
     matches = 0
     optional_warned = False
-    for status, found in assoc.send_c_find(identifier, model_uid):
-        if "Status" not in status:
-            LOGGER.error("%s: no valid response (timeout or abort) after %d matches", what, matches)
-            return Outcome(None, matches=matches)
-        code = int(status.Status)
-        if code_to_category(code) == "Pending":
-            if code == 0xFF01 and not optional_warned:
-                optional_warned = True
-                LOGGER.warning(
-                    "%s: the peer does not support some optional keys (0xFF01)", what
+    responses = assoc.send_c_find(identifier, model_uid)
+    try:
+        for status, found in responses:
+            if "Status" not in status:
+                LOGGER.error(
+                    "%s: no valid response (timeout or abort) after %d matches", what, matches
                 )
-            if found is None:
-                LOGGER.warning("%s: a match whose identifier cannot be decoded", what)
+                return Outcome(None, matches=matches)
+            code = int(status.Status)
+            if code_to_category(code) == "Pending":
+                if code == 0xFF01 and not optional_warned:
+                    optional_warned = True
+                    LOGGER.warning(
+                        "%s: the peer does not support some optional keys (0xFF01)", what
+                    )
+                if found is None:
+                    LOGGER.warning("%s: a match whose identifier cannot be decoded", what)
+                    continue
+                matches += 1
+                on_match(found)
                 continue
-            matches += 1
-            on_match(found)
-            continue
-        return Outcome(code, matches=matches)
+            return Outcome(code, matches=matches)
+    except BrokenPipeError:
+        close = getattr(responses, "close", None)
+        if close is not None:
+            close()  # a C-CANCEL, then what still comes is read and dropped
+        raise
     return Outcome(None, matches=matches)
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe: send what is left on stdout nowhere, so that exiting is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (click's test runner)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def run_find(
@@ -440,8 +466,12 @@ def run_find(
     identifier: Dataset,
     client: ClientOptions,
     out: Callable[[str], None] = click.echo,
-) -> ExitStatus:
-    """Send one C-FIND; print each match as a JSON line with ``out``; return the exit status."""
+) -> int:
+    """Send one C-FIND; print each match as a JSON line with ``out``; return the exit status.
+
+    When stdout is closed before the last match (``| head -1``), the C-FIND is
+    cancelled and the status is :data:`BROKEN_PIPE`, quietly.
+    """
     model_uid = MODELS[model]["C-FIND"]
     ae = make_ae(client)
     try:
@@ -468,6 +498,11 @@ def run_find(
         except RuntimeError:
             LOGGER.error("C-FIND: the association with %s has ended", peer)
             return ExitStatus.FAILURE
+        except BrokenPipeError:  # the reader has gone: the C-FIND was cancelled
+            _stdout_to_devnull()
+            if assoc.is_established:
+                assoc.release()
+            return BROKEN_PIPE
         except BaseException:  # Ctrl-C: do not wait for a release
             assoc.abort()
             raise

@@ -15,6 +15,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -714,3 +715,41 @@ def test_documented_qr_example_runs(
     ]
     result = run(*local)
     assert result.exit_code == 0, result.stderr
+
+
+def test_find_into_a_closed_pipe_cancels_quietly(make_scp: Any) -> None:
+    sent: list[int] = []
+    ended = threading.Event()
+
+    def on_find(event: Any) -> Any:
+        try:
+            for n in range(20000):
+                match = Dataset()
+                match.PatientID = f"P{n:05d}"
+                match.StudyInstanceUID = f"{STUDY_UID}.{n}"
+                sent.append(n)
+                yield 0xFF00, match
+        finally:
+            ended.set()
+
+    port = make_scp(contexts=[STUDY_FIND], handlers=[(evt.EVT_C_FIND, on_find)]).port
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.contrib.cli", "find", "127.0.0.1", str(port),
+         "-m", "study", "-k", "PatientID"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # what `| head -1` does
+    proc.stdout.close()
+    try:
+        stderr = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.stderr.close()
+    assert json.loads(first)["PatientID"] == "P00000"
+    assert code == 141, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert ended.wait(10)
+    assert len(sent) < 20000  # cancelled, not run to the end
