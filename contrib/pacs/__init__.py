@@ -1,8 +1,8 @@
 """A small PACS library: the index and query engine of ``dicomnet serve``.
 
 * :mod:`.index` -- :class:`Index`, the database of stored instances (SQLite by
-  default, PostgreSQL to share it between processes and machines) and their
-  ingest.
+  default, PostgreSQL to share it between processes and machines), their
+  ingest, removal and :meth:`~Index.rescan` of the storage folder.
 * :mod:`.matching` -- PS3.4 C.2.2.2 attribute matching: :func:`matches` in
   Python, and the translation of keys to SQL.
 * :mod:`.query` -- C-FIND query execution (hierarchical and relational,
@@ -15,7 +15,7 @@ See docs/pacs_index.md.
 
 from __future__ import annotations
 
-from .index import AddResult, Index, NotAnInstance, make_engine
+from .index import AddResult, Index, NotAnInstance, RescanReport, database_url, make_engine
 from .matching import (
     QR_OPTIONS,
     WORKLIST_OPTIONS,
@@ -40,8 +40,10 @@ __all__ = [
     "Matcher",
     "NotAnInstance",
     "QueryError",
+    "RescanReport",
     "WorklistSource",
     "compile_identifier",
+    "database_url",
     "level_of",
     "make_engine",
     "matches",
