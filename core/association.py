@@ -371,15 +371,11 @@ class Association(threading.Thread):
                 return True
             if self._closed:
                 return False
-            wake = ul.next_deadline()
-            if deadline is not None and (wake is None or deadline < wake):
-                wake = deadline
-            timeout = None if wake is None else max(0.0, wake - _monotonic())
-            if channel.wait_readable(timeout):
-                buffer = ul.get_buffer()
-                count = channel.recv_into(buffer)
-                if count is None:
-                    continue
+            # Read what is there first (one recv, never blocking); wait for more,
+            # with the kernel's next deadline as the timeout, only when nothing is.
+            buffer = ul.get_buffer()
+            count = channel.read_now(buffer)
+            if count is not None:
                 with self._lock:
                     if count:
                         ul.buffer_updated(count)
@@ -387,7 +383,12 @@ class Association(threading.Thread):
                         ul.connection_lost()
                 if count and self._listens(EVT_DATA_RECV):
                     self._notify(EVT_DATA_RECV, data=bytes(buffer[:count]))
-            else:
+                continue
+            wake = ul.next_deadline()
+            if deadline is not None and (wake is None or deadline < wake):
+                wake = deadline
+            timeout = None if wake is None else max(0.0, wake - _monotonic())
+            if not channel.wait_readable(timeout):
                 with self._lock:
                     ul.handle_timer()
                 if deadline is not None and _monotonic() >= deadline:

@@ -7,13 +7,18 @@ in the sans-IO kernel, and this module only moves bytes.
 * :func:`connect` opens a TCP connection (IPv4 or IPv6) with a connection
   timeout, ``TCP_NODELAY`` set, optionally wrapped in TLS.
 * :class:`Channel` wraps one connected socket for one association: the
-  association's own thread waits for readability with the kernel's next
-  deadline as the timeout (no polling loop, no sleep) and receives straight
-  into the framing buffer (``recv_into``); any thread may write, each batch
-  of PDUs with one ``sendmsg`` call (header and payload together, no copy).
-  TLS sockets cannot ``sendmsg``; their batches are joined and sent with
-  ``sendall``, and reads and writes are serialised because an OpenSSL
-  connection must not be used by two threads at once.
+  association's own thread receives straight into the framing buffer
+  (:meth:`Channel.read_now`, never blocking) and, only when nothing is there,
+  waits for readability with the kernel's next deadline as the timeout (no
+  polling loop, no sleep); any thread may write, each batch of PDUs with one
+  ``sendmsg`` call (header and payload together, no copy). A TCP socket is in
+  non-blocking mode for good (set once, so a reading and a writing thread
+  never toggle it under each other): a read that finds data costs one
+  ``recv`` system call, not a ``select`` and a ``poll`` before it, and a
+  write waits for room only when the socket buffer is full. TLS sockets
+  cannot ``sendmsg``; their batches are joined and sent with ``sendall``,
+  and reads and writes are serialised because an OpenSSL connection must not
+  be used by two threads at once.
 * :class:`Listener` accepts connections until it is closed; closing wakes the
   accept wait at once, through a socket pair, without polling.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import select
 import selectors
 import socket
 import ssl
@@ -108,18 +114,35 @@ class Channel:
         :meth:`wait_readable`.
     """
 
-    __slots__ = ("_closed", "_io_lock", "_selector", "_sock", "_tls", "local", "peer")
+    __slots__ = (
+        "_closed",
+        "_io_lock",
+        "_selector",
+        "_sock",
+        "_tls",
+        "_write_poll",
+        "_write_timeout",
+        "local",
+        "peer",
+    )
 
     def __init__(self, sock: socket.socket, *, write_timeout: float | None = None) -> None:
         self._sock = sock
         self._tls = isinstance(sock, ssl.SSLSocket)
-        # A timeout (even a long one) keeps the descriptor non-blocking inside
-        # CPython, so reads in one thread and writes in another never toggle
-        # its mode under each other.
-        sock.settimeout(write_timeout if write_timeout is not None else 365 * 24 * 3600.0)
+        self._write_timeout = write_timeout
+        if self._tls:
+            # A timeout (even a long one) keeps the descriptor non-blocking inside
+            # CPython, so reads in one thread and writes in another never toggle
+            # its mode under each other; the SSL layer waits for us.
+            sock.settimeout(write_timeout if write_timeout is not None else 365 * 24 * 3600.0)
+        else:
+            # Non-blocking for good: no poll() before every recv and send (CPython
+            # does one when the socket has a timeout); writes wait for room below.
+            sock.setblocking(False)
         self._io_lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
         self._selector.register(sock, selectors.EVENT_READ)
+        self._write_poll: select.poll | None = None
         self._closed = False
         try:
             self.peer: tuple[str, int] = sock.getpeername()[:2]
@@ -147,7 +170,7 @@ class Channel:
             return True
 
     def recv_into(self, buffer: memoryview) -> int | None:
-        """Receive into ``buffer``.
+        """Receive into ``buffer`` (call when :meth:`wait_readable` said so).
 
         Returns the number of bytes received, ``0`` when the connection is closed
         (by the peer, or by us from another thread), ``None`` when nothing is
@@ -163,27 +186,57 @@ class Channel:
         except OSError:
             return 0
 
+    def read_now(self, buffer: memoryview) -> int | None:
+        """Receive into ``buffer`` what is there already, without ever blocking.
+
+        As :meth:`recv_into`; ``None`` means nothing is there yet (wait with
+        :meth:`wait_readable`). For TCP this is one ``recv`` system call.
+        """
+        if self._tls and not self.wait_readable(0):
+            return None
+        return self.recv_into(buffer)
+
     def write(self, buffers: Sequence[Buffer]) -> None:
-        """Write every buffer, in order, atomically with respect to other writers."""
+        """Write every buffer, in order, atomically with respect to other writers.
+
+        Raises :class:`TimeoutError` when the peer takes nothing for
+        ``write_timeout`` seconds, :class:`OSError` when the connection fails.
+        """
         if not buffers:
             return
         with self._io_lock:
             if self._tls:
                 self._sock.sendall(b"".join(buffers))
                 return
-            pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+            pending = [
+                b if type(b) is bytes else memoryview(b).cast("B") for b in buffers if len(b)
+            ]
             sendmsg = self._sock.sendmsg
             while pending:
-                sent = sendmsg(pending[:_IOV_MAX])
+                try:
+                    sent = sendmsg(pending[:_IOV_MAX] if len(pending) > _IOV_MAX else pending)
+                except BlockingIOError:
+                    self._wait_writable()
+                    continue
                 # drop what went out; a partial write leaves a tail to resend
                 while sent:
                     head = pending[0]
                     if sent >= len(head):
                         sent -= len(head)
-                        pending.pop(0)
+                        del pending[0]
                     else:
-                        pending[0] = head[sent:]
+                        pending[0] = memoryview(head)[sent:]
                         sent = 0
+
+    def _wait_writable(self) -> None:
+        """Block until the socket takes more bytes, at most ``write_timeout`` seconds."""
+        poll = self._write_poll
+        if poll is None:
+            poll = self._write_poll = select.poll()
+            poll.register(self._sock, select.POLLOUT)
+        timeout = self._write_timeout
+        if not poll.poll(None if timeout is None else max(0, int(timeout * 1000))):
+            raise TimeoutError(f"the peer took nothing for {timeout:g} s")
 
     def shutdown(self, how: int | None = None) -> None:
         """Stop both directions now (a thread blocked on this socket wakes up), or with
