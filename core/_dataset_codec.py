@@ -1,4 +1,4 @@
-"""A fast encoder for the common, simple data sets (PS3.5 7.1, 7.5; little endian only).
+"""A fast encoder and decoder for the common, simple data sets (PS3.5 7.1, 7.5; little endian).
 
 C-FIND, worklist and other query responses are small data sets of a few text
 attributes, sent thousands of times per query; pydicom's general writer costs
@@ -24,20 +24,31 @@ Values are padded to even length as pydicom does (PS3.5 6.2: UI with NUL,
 other text with a space); multiple values are joined with a backslash;
 sequences and items get defined lengths unless they were read with undefined
 ones; retired group lengths (gggg,0000), g > 6, are not written.
+
+:func:`decode_simple` is the reverse for the receiving side: it cuts a data
+set into pydicom ``RawDataElement`` s with :mod:`struct`, as pydicom's
+``read_dataset`` does (values stay bytes until an application reads them:
+pydicom converts each element on first access), and returns ``None`` -- use
+pydicom -- for undefined lengths, item delimiters, a VR pydicom would not
+recognise, an encoding that looks switched (pydicom's heuristic then
+decides), and truncated data.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from pydicom.dataelem import DataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataelem import empty_value_for_VR as _empty_value
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR, PersonName
 
-__all__ = ["encode_simple"]
+__all__ = ["decode_simple", "encode_simple"]
 
 
 class _Unsupported(Exception):
@@ -238,3 +249,62 @@ def encode_simple(ds: Dataset, implicit: bool) -> bytes | None:
         return _encode(ds, implicit)
     except _Unsupported:
         return None
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+_EXPLICIT_HEAD = struct.Struct("<HH2sH")
+_IMPLICIT_HEAD = struct.Struct("<HHI")
+_UL = struct.Struct("<I")
+#: the two-letter VRs pydicom reads, with the length of their length field
+_LONG_VRS = {vr.encode(): vr for vr in VR if len(vr) == 2 and vr in EXPLICIT_VR_LENGTH_32}
+_OTHER_VRS = {vr.encode(): vr for vr in VR if len(vr) == 2 and vr not in EXPLICIT_VR_LENGTH_32}
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+
+def _looks_explicit(data: bytes) -> bool:
+    """pydicom's test of the first element: two capital letters where explicit VR has its VR."""
+    return 0x40 < data[4] < 0x5B and 0x40 < data[5] < 0x5B
+
+
+def decode_simple(data: bytes, implicit: bool) -> Dataset | None:
+    """The data set in ``data`` (Implicit or Explicit VR Little Endian) as pydicom's
+    ``read_dataset`` returns it, or ``None`` when pydicom must read it (module docstring)."""
+    end = len(data)
+    if end >= 6 and _looks_explicit(data) == implicit:
+        return None  # pydicom warns and switches encodings: let it
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    offset = 0
+    long_vrs, other_vrs = _LONG_VRS, _OTHER_VRS
+    while end - offset >= 8:
+        if implicit:
+            group, number, length = _IMPLICIT_HEAD.unpack_from(data, offset)
+            offset += 8
+            vr: str | None = None
+        else:
+            group, number, raw_vr, length = _EXPLICIT_HEAD.unpack_from(data, offset)
+            offset += 8
+            vr = other_vrs.get(raw_vr)
+            if vr is None:
+                vr = long_vrs.get(raw_vr)
+                if vr is None or end - offset < 4:
+                    return None  # not a VR (pydicom guesses), or truncated
+                length = _UL.unpack_from(data, offset)[0]
+                offset += 4
+        if length == 0xFFFFFFFF or group == 0xFFFE or length > end - offset:
+            return None  # undefined length, delimiters, truncated value
+        tag = BaseTag((group << 16) | number)
+        value: bytes | None = (
+            data[offset : offset + length] if length else cast(bytes | None, _empty_value(vr, True))
+        )
+        elements[tag] = RawDataElement(tag, vr, length, value, offset, implicit, True)
+        offset += length
+    if offset != end:
+        return None  # trailing bytes: pydicom ignores them, and may warn
+    ds = Dataset(elements)
+    encoding: Any = default_encoding
+    charset = elements.get(BaseTag(_SPECIFIC_CHARACTER_SET))
+    if isinstance(charset, RawDataElement):
+        encoding = convert_encodings(convert_raw_data_element(charset).value)
+    ds.set_original_encoding(implicit, True, encoding)
+    return ds

@@ -1,15 +1,18 @@
-"""The fast data-set encoder writes exactly what pydicom writes (PS3.5 7.1, 7.5).
+"""The fast data-set codec writes and reads exactly what pydicom does (PS3.5 7.1, 7.5).
 
 ``encode_dataset`` takes :func:`dicomnet._dataset_codec.encode_simple` for
 small little endian data sets and pydicom's ``write_dataset`` for the rest;
 whichever runs, the bytes must be pydicom's. Hypothesis draws data sets of
 every VR the fast path handles and some it must refuse (non-ASCII text, OB,
 AT, ambiguous VRs, raw elements, values too long for a 16-bit length), with
-nested sequences of defined and undefined length.
+nested sequences of defined and undefined length. ``decode_simple`` must give
+the raw elements pydicom's ``read_dataset`` gives, for those encodings, cut
+short, and for any bytes, or refuse.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -19,13 +22,14 @@ from pydicom import config
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.valuerep import DS, IS
 
-from dicomnet._dataset_codec import encode_simple
+from dicomnet._dataset_codec import decode_simple, encode_simple
 from dicomnet.datasets import decode_dataset, encode_dataset
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -211,3 +215,62 @@ def test_round_trip(syntax: str) -> None:
     assert back.ModalitiesInStudy == MultiValue(str, ["CT", "PR"])
     assert back.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT1"
     assert back.Rows == 512
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def pydicom_read(data: bytes, implicit: bool) -> Dataset:
+    return read_dataset(io.BytesIO(data), implicit, True)
+
+
+def same_raw(ours: Dataset, theirs: Dataset) -> None:
+    tags = list(theirs.keys())  # iterating a Dataset would convert its elements
+    assert list(ours.keys()) == tags
+    for tag in tags:
+        assert ours.get_item(tag) == theirs.get_item(tag)  # RawDataElement: a named tuple
+    assert ours.original_encoding == theirs.original_encoding
+    assert ours.original_character_set == theirs.original_character_set
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom on odd values and LO -> UN
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ds=datasets(), implicit=st.booleans(), cut=st.integers(0, 12))
+def test_decode_reads_what_pydicom_reads(ds: Dataset, implicit: bool, cut: int) -> None:
+    try:
+        data = pydicom_bytes(ds, implicit)
+    except Exception:
+        return  # pydicom cannot write it: nothing to read
+    for sample in (data, data[: len(data) - cut]):  # whole, and truncated
+        ours = decode_simple(sample, implicit)
+        if ours is None:
+            continue  # pydicom reads it: nothing to compare
+        same_raw(ours, pydicom_read(sample, implicit))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=80), implicit=st.booleans())
+def test_decode_of_any_bytes_is_pydicoms_or_refused(data: bytes, implicit: bool) -> None:
+    ours = decode_simple(data, implicit)
+    if ours is not None:
+        same_raw(ours, pydicom_read(data, implicit))
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_an_identifier_is_decoded_by_the_fast_path(implicit: bool) -> None:
+    data = pydicom_bytes(identifier(), implicit)
+    ds = decode_simple(data, implicit)
+    assert ds is not None
+    same_raw(ds, pydicom_read(data, implicit))
+    assert ds.PatientName == "DOE^JANE" and ds.Rows == 512
+    assert ds.original_character_set == ["latin_1"]  # ISO_IR 100
+
+
+def test_decode_refuses_what_pydicom_must_read() -> None:
+    ds = identifier()
+    ds["ScheduledProcedureStepSequence"].is_undefined_length = True
+    assert decode_simple(pydicom_bytes(ds, False), False) is None  # undefined length
+    explicit = pydicom_bytes(identifier(), False)
+    assert decode_simple(explicit, True) is None  # looks explicit: pydicom decides
+    assert decode_simple(explicit + b"\x00\x00", False) is None  # trailing bytes
