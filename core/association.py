@@ -985,20 +985,22 @@ class Association(threading.Thread):
                 yield None
                 return
             while True:
-                timeout = self.dimse_timeout
-                deadline = None if timeout is None else _monotonic() + timeout
-                if not self._wait(lambda: bool(queue), deadline):
-                    if not self._closed and not self.is_aborted:
-                        LOGGER.error(
-                            "DIMSE timeout: no response to the %s within %s s; aborting",
-                            message.message_name,
-                            timeout,
-                        )
-                        self.abort()
-                    yield None
-                    return
-                with self._lock:
-                    response, data = queue.popleft()
+                # A response already queued needs no wait and no lock (deque appends and
+                # pops are atomic): a burst of C-FIND responses is read without a handoff.
+                if not queue:
+                    timeout = self.dimse_timeout
+                    deadline = None if timeout is None else _monotonic() + timeout
+                    if not self._wait(lambda: bool(queue), deadline):
+                        if not self._closed and not self.is_aborted:
+                            LOGGER.error(
+                                "DIMSE timeout: no response to the %s within %s s; aborting",
+                                message.message_name,
+                                timeout,
+                            )
+                            self.abort()
+                        yield None
+                        return
+                response, data = queue.popleft()
                 yield response, data
                 if code_to_category(response.Status) != "Pending":
                     return
