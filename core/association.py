@@ -440,7 +440,21 @@ class Association(threading.Thread):
             channel.shutdown(socket.SHUT_WR)
 
     def _on_ul_event(self, event: ULEvent) -> None:
-        if isinstance(event, PDataReceived):
+        if type(event) is PDataReceived:
+            incoming = self._incoming
+            if incoming is not None and incoming.sink is not None:
+                # The bulk of a C-STORE: one data fragment per PDU, straight to the
+                # sink without a DIMSE event per fragment (the assembler still checks it).
+                fragment = self._assembler.receive_data(event.body)
+                if fragment is not None:
+                    data, is_last = fragment
+                    incoming.sink.write(data)
+                    if is_last:
+                        self._incoming = None
+                        self._on_message(
+                            incoming.context_id, incoming.message, incoming.sink.finish()
+                        )
+                    return
             try:
                 dimse_events = self._assembler.receive(event.body)
             except RemoteProtocolError as exc:

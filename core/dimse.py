@@ -25,6 +25,7 @@ are small and are copied freely.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any, NamedTuple, cast
 
@@ -68,6 +69,9 @@ MAX_COMMAND_LENGTH = 1024 * 1024
 _PDV_OVERHEAD = 6
 
 _COMMAND, _LAST = 0x01, 0x02
+
+#: the PDV item header: item length, presentation context ID, message control header
+_unpack_pdv_header = struct.Struct(">IBB").unpack_from
 
 
 def _view(data: Any) -> memoryview:
@@ -314,6 +318,29 @@ class MessageAssembler:
     def in_message(self) -> bool:
         """True while a message is partly received (an abort now cuts it off)."""
         return self._context != 0
+
+    def receive_data(self, body: memoryview) -> tuple[memoryview, bool] | None:
+        """The fast path of :meth:`receive` for the commonest P-DATA-TF: the next
+        fragment of the data set being received, alone in its PDU.
+
+        Returns ``(data, is_last)`` -- ``data`` a slice of ``body`` -- when ``body``
+        is exactly one PDV, a data fragment on the context of the message whose
+        data set is expected: the case :meth:`receive` would answer with a single
+        :class:`DatasetFragment`, and the rules it enforces hold (the context was
+        checked when the command arrived). Returns ``None``, having consumed
+        nothing, for anything else; then call :meth:`receive`, which applies every
+        rule. Saves the generator, the list and the tuple per PDU.
+        """
+        if not self._expect_data or len(body) < _PDV_OVERHEAD:
+            return None
+        length, context_id, control = _unpack_pdv_header(body)
+        if length + 4 != len(body) or context_id != self._context or control & _COMMAND:
+            return None
+        if control & _LAST:
+            self._expect_data = False
+            self._context = 0
+            return body[_PDV_OVERHEAD:], True
+        return body[_PDV_OVERHEAD:], False
 
     def receive(self, body: memoryview) -> list[DimseEvent]:
         """Events for the PDVs of one P-DATA-TF variable field, in order."""
