@@ -71,6 +71,8 @@ _SHORT_VRS = frozenset(
     | {"LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}
 )
 _MULTI = (list, tuple, MultiValue)
+_VR_BYTES = {vr: vr.encode() for vr in (*_SHORT_VRS, "OB", "OD", "OF", "OL", "OV", "OW", "SQ")}
+_VR_BYTES.update({vr: vr.encode() for vr in ("SV", "UC", "UN", "UR", "UT", "UV")})
 
 
 def _text(value: Any, pad: bytes) -> bytes:
@@ -207,11 +209,21 @@ def _sequence(items: Any, implicit: bool, undefined: bool) -> bytes:
     return b"".join(parts)
 
 
+def _elements(ds: Dataset) -> Any:
+    """``ds.elements()``, without its per-element lookups when pydicom keeps a plain dict
+    (a deferred raw element shows as raw either way, and is refused)."""
+    store = getattr(ds, "_dict", None)
+    if type(store) is dict:
+        return [store[tag] for tag in sorted(store)]
+    return ds.elements()
+
+
 def _encode(ds: Dataset, implicit: bool) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     encoders = _ENCODERS
-    for elem in ds.elements():
+    vr_bytes = _VR_BYTES
+    for elem in _elements(ds):
         if type(elem) is not DataElement:
             raise _UNSUPPORTED  # a RawDataElement: pydicom writes it as read
         tag = elem.tag
@@ -228,16 +240,19 @@ def _encode(ds: Dataset, implicit: bool) -> bytes:
             encoder = encoders.get(vr)
             if encoder is None or elem.is_undefined_length:
                 raise _UNSUPPORTED
-            data = b"" if _is_empty(value) else encoder(value)
+            if type(value) is str:  # the common case
+                data = encoder(value) if value else b""
+            else:
+                data = b"" if _is_empty(value) else encoder(value)
         length = _UNDEFINED if undefined else len(data)
         if implicit:
             append(_IMPLICIT_HEADER.pack(group, number, length))
         elif vr in _SHORT_VRS:
             if length > 0xFFFF:
                 raise _UNSUPPORTED  # pydicom writes it as UN
-            append(_SHORT_HEADER.pack(group, number, vr.encode(), length))
+            append(_SHORT_HEADER.pack(group, number, vr_bytes[vr], length))
         else:
-            append(_LONG_HEADER.pack(group, number, vr.encode(), 0, length))
+            append(_LONG_HEADER.pack(group, number, vr_bytes[vr], 0, length))
         append(data)
     return b"".join(parts)
 
