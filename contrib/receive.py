@@ -182,6 +182,10 @@ def _serve_one(
     """Serve on ``sock`` in a background thread until ``wait()`` returns, then shut down."""
     host, port = sock.getsockname()[:2]
     server = AssociationServer(ae, (host, port), listener=sock)
+    # The negotiation policy for ~150 SOP classes x 26 transfer syntaxes takes tens
+    # of milliseconds to build: build it now (the AE caches it) rather than in the
+    # first association.
+    ae._acceptor_config(server.contexts, server.ae_title)
     main = threading.main_thread()
 
     def accept() -> None:

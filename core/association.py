@@ -86,7 +86,7 @@ from .fsm import State
 from .pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
 from .presentation import PresentationContext
 from .server import tls_channel
-from .service_provider import ContextView, dispatch
+from .service_provider import ContextView, context_view, dispatch
 from .service_user import uid_name
 from .spool import Received, SpooledDataset
 from .status import code_to_category
@@ -212,6 +212,7 @@ class Association(threading.Thread):
         self._accepted: list[PresentationContext] = []
         self._rejected: list[PresentationContext] = []
         self._by_id: dict[int, NegotiatedContext] = {}
+        self._context_views: dict[int, ContextView] = {}  # built on first use (service_provider)
         self._max_send = 16382
 
         self._lock = threading.Lock()
@@ -546,7 +547,7 @@ class Association(threading.Thread):
         ):
             return None
         try:
-            return service.dataset_sink(self, ContextView(context), message)
+            return service.dataset_sink(self, context_view(self, context), message)
         except Exception:
             LOGGER.exception(
                 "The %s service class could not give a data set sink; collecting in memory",

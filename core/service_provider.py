@@ -121,6 +121,20 @@ class ContextView:
         )
 
 
+def context_view(assoc: Association, context: NegotiatedContext) -> ContextView:
+    """The :class:`ContextView` of an accepted context, built once per association.
+
+    Every request on the context shares it (the data set sink, the SCP, the
+    handlers' ``event.context``): making one converts two UIDs, with pydicom's
+    validation, which is worth doing once rather than twice per C-STORE.
+    """
+    views = assoc._context_views
+    view = views.get(context.context_id)
+    if view is None:
+        view = views[context.context_id] = ContextView(context)
+    return view
+
+
 def _affected_sop_class(message: dm.DimseMessage) -> str | None:
     uid = getattr(message, "AffectedSOPClassUID", None)
     return uid if uid is not None else getattr(message, "RequestedSOPClassUID", None)
@@ -199,7 +213,7 @@ class Call:
     ) -> None:
         self._assoc = assoc
         self._context = context
-        self._event_context = ContextView(context)
+        self._event_context = context_view(assoc, context)
         self._request = request
         self._received = data
         self._data = data if isinstance(data, bytes) else None
