@@ -5,7 +5,10 @@ keeps: **a data set is written exactly as it was received, never decoded and
 never copied in user space** -- the fragments are memoryviews of the received
 PDUs and go to the kernel with ``os.writev``, in batches of about
 :data:`DEFAULT_BUFFER_SIZE` bytes so that a 16 KiB fragment does not cost a
-system call.
+system call. The batches are small enough that writing keeps pace with the
+network: when the last fragment arrives, little is left to write before the
+instance can be stored and answered, and only a few receive buffers are held
+at a time whatever the size of the object.
 
 * :class:`SpoolSink` is a :class:`dicomnet.service.DatasetSink`: it keeps the
   fragments in memory until the data set is larger than a threshold, then
@@ -29,6 +32,40 @@ system call.
   1 to 64 characters made of digits separated by single dots gives
   ``<UID>.dcm``; anything else (``../../etc/passwd``, ``/abs``, NULs, 1000
   characters, dots only) gives ``invalid-uid-<SHA-256 prefix>.dcm``.
+
+**Durability, and why it is paid per instance.** A Success status tells the
+SCU that it may forget the instance (delete its copy, free its queue), so it
+is sent only once the instance would survive a crash -- the Storage SCP sends
+the response after the handler's ``store()`` returns. That needs, in order:
+the file's data on stable storage (``fdatasync``), *then* the rename (so that
+the name never points to a file whose data is not there yet: a crash between
+a rename and a later data flush could leave a complete-looking name with
+missing data), then the folder's entry on stable storage (``fsync`` of the
+folder). Each of the two flushes is a journal commit on most file systems,
+and both are on the path from the last fragment to the response. What is
+done about their cost, and what is not:
+
+* The data flush is shortened, not skipped: while a large data set arrives,
+  write-back of what has been written is started every
+  :data:`WRITEBACK_STEP` bytes (``posix_fadvise(POSIX_FADV_DONTNEED)``, which
+  on Linux starts writing dirty pages without waiting and drops only pages
+  already clean). The device writes during the transfer instead of after it,
+  and the final ``fdatasync`` waits for the tail only. It is a hint: the
+  ``fdatasync`` still decides durability.
+* Flushing the folder once per *batch* of instances (one ``fsync`` for the
+  instances of an association, or every N files) is **not** done: the SCU
+  waits for each response before it sends the next instance (DCMTK's
+  ``storescu``, pynetdicom and ``dicomnet store`` negotiate no asynchronous
+  window), so delaying the flush delays the Success that depends on it --
+  and answering Success before it would acknowledge an instance a crash can
+  still lose. Folding "rename, then flush the folder" into one flush of the
+  file (which covers the rename on ext4 and XFS, whose journals commit in
+  order) is not done either: POSIX promises nothing of the sort, and other
+  file systems (btrfs, NFS) do not behave so.
+* Concurrent associations storing into the same folder already share
+  journal commits: file systems with a journal fold the flushes that wait at
+  the same time into one commit (ext4's jbd2, XFS's log force), so parallel
+  senders cost fewer commits than files without any coordination here.
 
 Temporary files are named ``.dicomnet-<random>.part``, created with mode
 0600 and given the process's normal file mode (``0666 & ~umask``) only when
@@ -71,6 +108,7 @@ __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "WRITEBACK_STEP",
     "DiscardSink",
     "FileMetaInfo",
     "Received",
@@ -85,8 +123,14 @@ __all__ = [
     "sync_file",
 ]
 
-#: bytes of fragments gathered before one ``writev`` (the only buffering: views, no copy)
-DEFAULT_BUFFER_SIZE = 1024 * 1024
+#: bytes of fragments gathered before one ``writev`` (the only buffering: views, no copy);
+#: about one receive chunk of the framing layer, so a chunk is let go once it is written
+DEFAULT_BUFFER_SIZE = 256 * 1024
+
+#: while a data set is written, start write-back after every this many bytes (a hint)
+WRITEBACK_STEP = 8 * 1024 * 1024
+
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 #: temporary files: ``.dicomnet-<random>.part`` (hidden, never ``*.dcm``)
 TEMP_PREFIX = ".dicomnet-"
@@ -494,12 +538,14 @@ class SpoolSink:
         "_failure",
         "_fd",
         "_header",
+        "_kicked",
         "_meta",
         "_nbytes",
         "_path",
         "_pending",
         "_pending_bytes",
         "_threshold",
+        "_written",
     )
 
     def __init__(
@@ -521,6 +567,8 @@ class SpoolSink:
         self._path = ""
         self._header = b""
         self._failure: SpoolFailure | None = None
+        self._written = 0  # bytes written to the file (header included)
+        self._kicked = 0  # bytes whose write-back has been started
 
     @property
     def nbytes(self) -> int:
@@ -591,9 +639,20 @@ class SpoolSink:
             except OSError as exc:
                 self._fail(exc)
             else:
+                self._written += self._pending_bytes
                 self._pending = []
                 self._pending_bytes = 0
+                if self._written - self._kicked >= WRITEBACK_STEP:
+                    self._start_writeback()
         return self._failure
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing what was written since the last call (no wait)."""
+        if _FADV_DONTNEED is not None:
+            start, length = self._kicked, self._written - self._kicked
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._fd, start, length, _FADV_DONTNEED)
+        self._kicked = self._written
 
     def _fail(self, exc: Exception) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
