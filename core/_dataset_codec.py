@@ -71,6 +71,7 @@ _SHORT_VRS = frozenset(
     | {"LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}
 )
 _MULTI = (list, tuple, MultiValue)
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _VR_BYTES = {vr: vr.encode() for vr in (*_SHORT_VRS, "OB", "OD", "OF", "OL", "OV", "OW", "SQ")}
 _VR_BYTES.update({vr: vr.encode() for vr in ("SV", "UC", "UN", "UR", "UT", "UV")})
 
@@ -183,6 +184,13 @@ _ENCODERS: dict[str, Callable[[Any], bytes]] = {
 }
 
 
+def _is_text(value: Any) -> bool:
+    """A str or a list of them (what pydicom can take as a Specific Character Set)."""
+    if isinstance(value, str) or value is None:
+        return True
+    return isinstance(value, _MULTI) and all(isinstance(v, str) for v in value)
+
+
 def _is_empty(value: Any) -> bool:
     """pydicom writes no value when the element's VM is 0."""
     if value is None:
@@ -232,6 +240,8 @@ def _encode(ds: Dataset, implicit: bool) -> bytes:
             continue  # retired group length (PS3.5 7.2)
         vr = elem.VR
         value = elem.value
+        if tag == _SPECIFIC_CHARACTER_SET and not _is_text(value):
+            raise _UNSUPPORTED  # pydicom reads it to encode text, and may fail on it
         undefined = False
         if vr == "SQ":
             undefined = bool(elem.is_undefined_length)
@@ -274,7 +284,6 @@ _UL = struct.Struct("<I")
 #: the two-letter VRs pydicom reads, with the length of their length field
 _LONG_VRS = {vr.encode(): vr for vr in VR if len(vr) == 2 and vr in EXPLICIT_VR_LENGTH_32}
 _OTHER_VRS = {vr.encode(): vr for vr in VR if len(vr) == 2 and vr not in EXPLICIT_VR_LENGTH_32}
-_SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 def _looks_explicit(data: bytes) -> bool:

@@ -139,6 +139,13 @@ def datasets(draw: st.DrawFn, depth: int = 2) -> Dataset:
         ds.add(elem)
     if draw(st.integers(0, 9)) == 0:
         ds.add(element(0x00090000, "UL", 4))  # a retired group length: not written
+    if draw(st.integers(0, 3)) == 0:  # text is written by the character set's rules
+        charset = draw(
+            st.sampled_from(
+                ["ISO_IR 100", "ISO_IR 192", ["", "ISO 2022 IR 87"], "GB18030", "ISO_IR 6", "X"]
+            )
+        )
+        ds.add(element(0x00080005, "CS", charset))
     return ds
 
 
@@ -200,6 +207,11 @@ def test_what_the_fast_path_refuses() -> None:
     ds = identifier()
     ds.add(element(0x00281101, "US or SS", [256, 0, 16]))
     assert encode_simple(ds, True) is None
+    ds = identifier()
+    ds.add(element(0x00080005, "PN", "0"))  # pydicom fails on such a character set
+    assert encode_simple(ds, False) is None
+    with pytest.raises(TypeError):
+        encode_dataset(ds, EXPLICIT_LE)
 
 
 def test_other_syntaxes_use_pydicom() -> None:
