@@ -695,13 +695,33 @@ def _decode_value(buf: bytes, start: int, length: int, keyword: str, vr: str) ->
 _unpack_header = _HEADER.unpack_from
 
 
+#: Pending C-FIND-RSP command sets already decoded: thousands of identical ones arrive
+#: per query (only the identifiers differ), and messages are immutable values
+_PENDING_FIND: dict[bytes, tuple[DimseMessage, bool]] = {}
+_PENDING_FIND_MAX = 64
+
+
 def decode_command(data: bytes | bytearray | memoryview) -> tuple[DimseMessage, bool]:
     """Decode a command set; return the message and whether a data set follows.
 
     Raises :class:`~dicomnet.errors.RemoteProtocolError` (or its subclass
-    :class:`UnrecognizedCommand`) naming the offending tag.
+    :class:`UnrecognizedCommand`) naming the offending tag. A Pending
+    C-FIND-RSP seen before is returned from a small cache (the same value).
     """
     buf = bytes(data)
+    known = _PENDING_FIND.get(buf)
+    if known is not None:
+        return known
+    decoded = _decode_command(buf)
+    message = decoded[0]
+    if type(message) is CFindRSP and message.Status in (0xFF00, 0xFF01):
+        if len(_PENDING_FIND) >= _PENDING_FIND_MAX:
+            _PENDING_FIND.clear()
+        _PENDING_FIND[buf] = decoded
+    return decoded
+
+
+def _decode_command(buf: bytes) -> tuple[DimseMessage, bool]:
     end = len(buf)
     offset = 0
     previous = -1

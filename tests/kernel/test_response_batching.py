@@ -75,6 +75,7 @@ class FakeAssociation:
     def __init__(self, *, batching: bool = True, max_send: int = 16382) -> None:
         self.batching = batching
         self._max_send = max_send
+        self._context_views: dict[int, Any] = {}  # where an association keeps its ContextViews
         self.writes: list[bytes] = []  # one entry per write of batched PDUs
         self.messages: list[tuple[DimseMessage, bytes | None]] = []  # _send_message calls
 
@@ -214,3 +215,21 @@ def test_small_pdus_cut_held_responses_like_single_ones() -> None:
     back = read_back(assoc.writes[0])
     assert back[0][1] is not None and back[0][1].PatientID == "P7"
     assert back[1][0].Status == 0
+
+
+# -- receiving: decode_command remembers Pending C-FIND responses ----------------------------
+
+
+def test_identical_pending_find_responses_decode_to_one_value() -> None:
+    from dicomnet import dimse_messages
+
+    raw = dimse_messages.encode_command(PENDING, True)
+    first = dimse_messages.decode_command(raw)
+    assert first == (PENDING, True)
+    assert dimse_messages.decode_command(memoryview(raw)) is first
+    final = dimse_messages.encode_command(SUCCESS, False)
+    assert dimse_messages.decode_command(final) is not dimse_messages.decode_command(final)
+    for n in range(dimse_messages._PENDING_FIND_MAX * 2):  # bounded
+        rsp = CFindRSP(MessageIDBeingRespondedTo=n + 1, AffectedSOPClassUID=FIND, Status=0xFF01)
+        assert dimse_messages.decode_command(dimse_messages.encode_command(rsp, True))[0] == rsp
+    assert len(dimse_messages._PENDING_FIND) <= dimse_messages._PENDING_FIND_MAX
