@@ -348,9 +348,36 @@ def _decode_bare(data: bytes, path: str | None) -> _Source:
     return source
 
 
-def _source(dataset: DatasetSource, contexts: Sequence[NegotiatedContext]) -> _Source:
+def _open_scanned(info: FileInfo, contexts: Sequence[NegotiatedContext]) -> _Source:
+    """A file whose meta :func:`scan_files` read already: its data set, without a second parse.
+
+    Falls back to reading the file afresh when the meta was guessed or the file
+    is no longer the size it had (changed since it was scanned).
+    """
+    path = info.path
+    if path is None or not info.exact or info.size is None:
+        return _open(path if path is not None else "", contexts)
+    fp: IO[bytes] = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed by the source
+    try:
+        if os.fstat(fp.fileno()).st_size != info.offset + info.size:
+            fp.close()
+            return _open(path, contexts)
+        fp.seek(info.offset)
+        head = fp.read(max(1, min(CHUNK_SIZE, info.size)))
+        remaining = max(0, info.size - len(head))
+        return _FromFile(attrs.evolve(info, offset=0), fp, head, owned=True, remaining=remaining)
+    except BaseException:
+        fp.close()
+        raise
+
+
+def _source(
+    dataset: DatasetSource | FileInfo, contexts: Sequence[NegotiatedContext]
+) -> _Source:
     if isinstance(dataset, Dataset):
         return _from_dataset(dataset, contexts)
+    if isinstance(dataset, FileInfo):
+        return _open_scanned(dataset, contexts)
     if isinstance(dataset, str | os.PathLike) or hasattr(dataset, "read"):
         return _open(dataset, contexts)
     raise TypeError(
@@ -435,7 +462,8 @@ def _prepare(
 
 @attrs.frozen
 class _Outcome:
-    status: Dataset
+    #: the C-STORE-RSP, ``None`` if none came (timeout, abort, a wrong answer)
+    response: dm.CStoreRSP | None
     context: NegotiatedContext | None = None
     conversion: tc.Conversion | None = None
     nbytes: int = 0
@@ -445,15 +473,13 @@ class _Outcome:
 
 def _store(
     assoc: Association,
-    dataset: DatasetSource,
+    dataset: DatasetSource | FileInfo,
     msg_id: int,
     priority: int,
     originator_aet: str | None,
     originator_id: int | None,
     allow_lossy: bool,
 ) -> _Outcome:
-    from .service_user import status_dataset
-
     assoc._check_established()
     if priority not in (0, 1, 2):
         raise ValueError("'priority' must be 0, 1 or 2")
@@ -471,7 +497,7 @@ def _store(
             MoveOriginatorApplicationEntityTitle=originator_aet,
             MoveOriginatorMessageID=originator_id,
         )
-        status = Dataset()
+        answer: dm.CStoreRSP | None = None
         exchange = assoc._exchange(prepared.context, request, prepared.data)
         try:
             for item in exchange:
@@ -484,7 +510,7 @@ def _store(
                     )
                     assoc.abort()
                     break
-                status = status_dataset(response)
+                answer = response
                 break
         except Exception:
             # The message was cut off (a read error, a malformed data set while
@@ -497,7 +523,7 @@ def _store(
             if close is not None:
                 close()  # the generator's own clean-up: the response queue goes
         return _Outcome(
-            status,
+            answer,
             prepared.context,
             prepared.conversion,
             prepared.nbytes,
@@ -534,9 +560,12 @@ def c_store(
         be encoded or converted; a bad ``priority`` or ``msg_id``.
     :raises OSError: the file cannot be read.
     """
-    return _store(
+    from .service_user import status_dataset
+
+    response = _store(
         assoc, dataset, msg_id, priority, originator_aet, originator_id, allow_lossy
-    ).status
+    ).response
+    return Dataset() if response is None else status_dataset(response)
 
 
 # -- many files --------------------------------------------------------------------------------
@@ -667,7 +696,7 @@ def _send_one(
 ) -> StoreResult:
     path = info.path or ""
     try:
-        outcome = _store(assoc, path, msg_id, priority, None, None, allow_lossy)
+        outcome = _store(assoc, info, msg_id, priority, None, None, allow_lossy)
     except (ValueError, AttributeError, OSError, RuntimeError) as exc:
         LOGGER.error("%s: %s", path, exc)
         return StoreResult(
@@ -677,8 +706,8 @@ def _send_one(
             sop_instance_uid=info.sop_instance_uid,
             error=str(exc),
         )
-    status = outcome.status
-    if "Status" not in status:
+    response = outcome.response
+    if response is None:
         return StoreResult(
             path,
             "Error",
@@ -686,10 +715,10 @@ def _send_one(
             sop_instance_uid=outcome.sop_instance_uid,
             error="no response (the peer timed out, aborted or answered wrongly)",
         )
-    code = int(status.Status)
+    code = response.Status
     category = code_to_category(code)
     if category not in ("Success", "Warning"):
-        comment = status.get("ErrorComment")
+        comment = response.ErrorComment
         LOGGER.error(
             "%s: the peer answered 0x%04X (%s)%s",
             path,
