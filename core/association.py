@@ -317,7 +317,9 @@ class Association(threading.Thread):
             if ul is not None:
                 ul.emit_pdus = bool(self._listening & {EVT_PDU_RECV, EVT_PDU_SENT})
                 ul.emit_transitions = EVT_FSM_TRANSITION in self._listening
-        return event in self._listening or self._handlers.listens(event)
+        if event in _DIAGNOSTIC_SET:  # answered by the set above: no walk up the handler tables
+            return event in self._listening
+        return self._handlers.listens(event)
 
     def _notify(self, event: NotificationEvent, **attrs: Any) -> None:
         if (event is EVT_ACSE_SENT or event is EVT_ACSE_RECV) and ACSE_LOGGER.isEnabledFor(INFO):
@@ -1224,3 +1226,4 @@ _DIAGNOSTIC_EVENTS: tuple[EventType, ...] = (
     EVT_ACSE_RECV,
     EVT_ACSE_SENT,
 )
+_DIAGNOSTIC_SET = frozenset(_DIAGNOSTIC_EVENTS)

@@ -208,16 +208,19 @@ class Channel:
             if self._tls:
                 self._sock.sendall(b"".join(buffers))
                 return
-            pending = [
-                b if type(b) is bytes else memoryview(b).cast("B") for b in buffers if len(b)
-            ]
             sendmsg = self._sock.sendmsg
-            while pending:
+            if len(buffers) <= _IOV_MAX:
+                # the common case: everything goes out with the first call
                 try:
-                    sent = sendmsg(pending[:_IOV_MAX] if len(pending) > _IOV_MAX else pending)
+                    sent = sendmsg(buffers)
                 except BlockingIOError:
-                    self._wait_writable()
-                    continue
+                    sent = 0
+                if sent == sum([b.nbytes if type(b) is memoryview else len(b) for b in buffers]):
+                    return
+            else:
+                sent = 0
+            pending = [b if type(b) is bytes else memoryview(b).cast("B") for b in buffers]
+            while True:
                 # drop what went out; a partial write leaves a tail to resend
                 while sent:
                     head = pending[0]
@@ -227,6 +230,14 @@ class Channel:
                     else:
                         pending[0] = memoryview(head)[sent:]
                         sent = 0
+                while pending and not len(pending[0]):
+                    del pending[0]
+                if not pending:
+                    return
+                try:
+                    sent = sendmsg(pending[:_IOV_MAX])
+                except BlockingIOError:
+                    self._wait_writable()
 
     def _wait_writable(self) -> None:
         """Block until the socket takes more bytes, at most ``write_timeout`` seconds."""
