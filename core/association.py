@@ -402,9 +402,19 @@ class Association(threading.Thread):
         """Process every event the kernel can produce from what has been received."""
         ul = self._ul
         assert ul is not None
+        lock = self._lock
+        on_pdata = self._on_pdata
         while True:
-            with self._lock:
-                event = ul.next_event()
+            # P-DATA-TF bodies in batches (no event object per PDU), anything else
+            # one event at a time; both in the order received.
+            with lock:
+                bodies = ul.next_pdata()
+                event = None if bodies else ul.next_event()
+            if bodies:
+                for body in bodies:
+                    if not on_pdata(body):
+                        break  # aborted: the kernel ignores the rest (AA-6 in Sta13)
+                continue
             if event is None:
                 break
             self._on_ul_event(event)
@@ -442,32 +452,35 @@ class Association(threading.Thread):
             self._close_after_flush = False
             channel.shutdown(socket.SHUT_WR)
 
+    def _on_pdata(self, body: memoryview) -> bool:
+        """One received P-DATA-TF body (DT-2); ``False`` if it was a protocol error (aborted)."""
+        incoming = self._incoming
+        if incoming is not None and incoming.sink is not None:
+            # The bulk of a C-STORE: one data fragment per PDU, straight to the
+            # sink without a DIMSE event per fragment (the assembler still checks it).
+            fragment = self._assembler.receive_data(body)
+            if fragment is not None:
+                data, is_last = fragment
+                incoming.sink.write(data)
+                if is_last:
+                    self._incoming = None
+                    self._on_message(incoming.context_id, incoming.message, incoming.sink.finish())
+                return True
+        try:
+            dimse_events = self._assembler.receive(body)
+        except RemoteProtocolError as exc:
+            LOGGER.error("DIMSE protocol error from the peer: %s", exc)
+            with self._lock:
+                assert self._ul is not None
+                self._ul.protocol_error(exc)
+            return False
+        for dimse_event in dimse_events:
+            self._on_dimse_event(dimse_event)
+        return True
+
     def _on_ul_event(self, event: ULEvent) -> None:
         if type(event) is PDataReceived:
-            incoming = self._incoming
-            if incoming is not None and incoming.sink is not None:
-                # The bulk of a C-STORE: one data fragment per PDU, straight to the
-                # sink without a DIMSE event per fragment (the assembler still checks it).
-                fragment = self._assembler.receive_data(event.body)
-                if fragment is not None:
-                    data, is_last = fragment
-                    incoming.sink.write(data)
-                    if is_last:
-                        self._incoming = None
-                        self._on_message(
-                            incoming.context_id, incoming.message, incoming.sink.finish()
-                        )
-                    return
-            try:
-                dimse_events = self._assembler.receive(event.body)
-            except RemoteProtocolError as exc:
-                LOGGER.error("DIMSE protocol error from the peer: %s", exc)
-                with self._lock:
-                    assert self._ul is not None
-                    self._ul.protocol_error(exc)
-                return
-            for dimse_event in dimse_events:
-                self._on_dimse_event(dimse_event)
+            self._on_pdata(event.body)
         elif isinstance(event, PDUReceived):
             self._notify(EVT_PDU_RECV, pdu=event.pdu)
         elif isinstance(event, PDUSent):

@@ -131,14 +131,20 @@ class PDUReader:
             self.buffer_updated(n)
             view = view[n:]
 
-    def next_pdu(self) -> tuple[int, memoryview] | None:
+    def next_pdu(self, only_type: int | None = None) -> tuple[int, memoryview] | None:
         """Return the next whole PDU as ``(pdu_type, body)``, or ``None`` if incomplete.
+
+        With ``only_type``, a next PDU of another type is left where it is and
+        ``None`` returned (so is one whose header has not arrived yet).
 
         Raises :class:`PDUTooLarge` when the next PDU's header announces more than
         the cap; the stream is then unusable (the association is to be aborted).
+        Nothing is consumed then, so the same call raises again.
         """
         if self._pending is not None:
             if self._pending_fill < self._pending_length:
+                return None
+            if only_type is not None and self._pending_type != only_type:
                 return None
             body = memoryview(self._pending)
             pdu_type = self._pending_type
@@ -149,6 +155,8 @@ class PDUReader:
         if available < _HEADER_SIZE:
             return None
         pdu_type, _, length = _unpack_header(self._chunk, self._start)
+        if only_type is not None and pdu_type != only_type:
+            return None
         limit = self._max_pdata if pdu_type == PDUType.P_DATA_TF else self._max_other
         if limit and length > limit:
             raise PDUTooLarge(length, limit, pdu_type)

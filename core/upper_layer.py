@@ -381,6 +381,36 @@ class UpperLayer:
                 return events.popleft()
         return events.popleft() if events else None
 
+    def next_pdata(self) -> list[memoryview]:
+        """The bodies of the P-DATA-TF PDUs received, in order, as one batch.
+
+        The bulk form of what :meth:`next_event` returns one
+        :class:`~dicomnet.ul_events.PDataReceived` at a time in Sta6 (DT-2; the
+        state does not change), for a transport that moves many PDUs per read.
+        It returns what ``next_event`` would, in the same order, and leaves
+        everything else to it: an empty list while events are queued, outside
+        Sta6, with the diagnostic events switched on, or when the next PDU is of
+        another type (or too long) -- then call :meth:`next_event`. A body
+        returned here has been through the state machine exactly as one
+        returned by ``next_event``.
+        """
+        if (
+            self._events
+            or self._discard_input
+            or self._fsm.state is not _STA6
+            or self.emit_pdus
+            or self.emit_transitions
+        ):
+            return []
+        bodies: list[memoryview] = []
+        next_pdu = self._reader.next_pdu
+        try:
+            while (item := next_pdu(_P_DATA_TF)) is not None:
+                bodies.append(item[1])
+        except PDUTooLarge:
+            pass  # not consumed: next_event() reads it again and aborts (Evt19)
+        return bodies
+
     def data_to_send(self) -> list[Buffer]:
         """Take the bytes to write, in order (one ``sendmsg`` can write them all)."""
         out = self._out

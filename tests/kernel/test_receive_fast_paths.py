@@ -1,5 +1,10 @@
 """Fast paths of the receive side agree with the general ones (PS3.7 8.1, PS3.8 9.3.5, E.2).
 
+``UpperLayer.next_pdata`` hands out the bodies of received P-DATA-TF PDUs in
+batches; interleaved with ``next_event`` it must give the same bodies and
+events, in the same order, with the same state and output, as ``next_event``
+alone -- whatever the cuts of the stream and the PDUs in it.
+
 ``MessageAssembler.receive_data`` handles the commonest P-DATA-TF -- one data
 fragment of the data set being received -- without building DIMSE events;
 for anything else it must consume nothing and leave the body to ``receive``,
@@ -10,6 +15,7 @@ as ``receive`` alone.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -24,7 +30,9 @@ from dicomnet.dimse import (
     fragment_message,
 )
 from dicomnet.dimse_messages import CStoreRQ
-from dicomnet.errors import RemoteProtocolError
+from dicomnet.errors import LocalProtocolError, RemoteProtocolError
+from dicomnet.fsm import State
+from dicomnet.ul_events import Aborted, PDataReceived, PDUReceived, ReleaseRequested
 
 STORE_RQ = CStoreRQ(
     MessageID=3,
@@ -129,3 +137,87 @@ def test_the_fast_path_declines_when_no_data_set_is_expected() -> None:
     [command] = asm.receive(bodies(1, None, 0)[0])  # a command announcing no data set
     assert isinstance(command, CommandReceived) and not command.has_dataset
     assert asm.receive_data(memoryview(pdv(1, 0x02, b"data"))) is None
+
+
+# -- UpperLayer.next_pdata: the batch form of next_event's DT-2 ----------------------------
+
+
+def _pdata(data: bytes) -> bytes:
+    body = pdv(1, 0x00, data)
+    return struct.pack(">BBI", 0x04, 0, len(body)) + body
+
+
+_RELEASE_RQ = bytes.fromhex("05000000000400000000")
+_ABORT = bytes.fromhex("07000000000400000000")
+
+pdu_streams = st.lists(
+    st.one_of(
+        st.binary(min_size=0, max_size=300).map(_pdata),
+        st.just(_RELEASE_RQ),
+        st.just(_ABORT),
+        st.just(_pdata(b"y" * 5000)),  # longer than the cap below: Evt19
+    ),
+    max_size=12,
+)
+
+
+def _replay(stream: bytes, cuts: list[int], batched: bool) -> tuple[list[object], object, bytes]:
+    from tests.kernel.test_upper_layer import build
+
+    ul, _ = build(6, False, max_pdata_length=4096)
+    seen: list[object] = []
+
+    def take() -> None:
+        while True:
+            bodies = ul.next_pdata() if batched else []
+            if bodies:
+                seen.extend(("P-DATA", bytes(body)) for body in bodies)
+                continue
+            event = ul.next_event()
+            if event is None:
+                return
+            if isinstance(event, PDataReceived):
+                seen.append(("P-DATA", bytes(event.body)))
+            else:
+                seen.append(event)
+
+    position = 0
+    for cut in [*sorted(cuts), len(stream)]:
+        if cut > position and ul.state is not State.Sta1:
+            with contextlib.suppress(LocalProtocolError):  # the connection may be closed
+                ul.receive_data(stream[position:cut])
+            position = cut
+        take()
+    return seen, ul.state, b"".join(bytes(b) for b in ul.data_to_send())
+
+
+@settings(max_examples=200, deadline=None)
+@given(pdus=pdu_streams, cuts=st.lists(st.integers(0, 20_000), max_size=6))
+def test_next_pdata_gives_what_next_event_gives(pdus: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(pdus)
+    cuts = [c for c in cuts if c < len(stream)]
+    assert _replay(stream, cuts, batched=True) == _replay(stream, cuts, batched=False)
+
+
+def test_next_pdata_leaves_other_pdus_and_queued_events_to_next_event() -> None:
+    from tests.kernel.test_upper_layer import build
+
+    ul, _ = build(6, False)
+    ul.receive_data(_pdata(b"a") + _pdata(b"b") + _RELEASE_RQ + _pdata(b"c"))
+    assert [bytes(b) for b in ul.next_pdata()] == [pdv(1, 0, b"a"), pdv(1, 0, b"b")]
+    assert ul.next_pdata() == []  # an A-RELEASE-RQ is next: not consumed
+    assert ul.state is State.Sta6
+    assert isinstance(ul.next_event(), ReleaseRequested)
+    assert ul.state is State.Sta8
+    assert ul.next_pdata() == []  # not in Sta6: a P-DATA-TF in Sta8 is AA-8's business
+    assert isinstance(ul.next_event(), Aborted)
+
+
+def test_next_pdata_is_off_while_diagnostics_are_on() -> None:
+    from tests.kernel.test_upper_layer import build
+
+    ul, _ = build(6, False)
+    ul.emit_pdus = True
+    ul.receive_data(_pdata(b"a"))
+    assert ul.next_pdata() == []
+    assert isinstance(ul.next_event(), PDUReceived)
