@@ -9,7 +9,7 @@ the same six-element identifier (SOP Instance UID, Query/Retrieve Level,
 Retrieve AE Title, Study and Series Instance UID, Instance Number -- what
 ``dcmqrscp`` returns for that query), then Success.
 
-    python benchmarks/bench_find.py                 # everything available, ~4 min
+    python benchmarks/bench_find.py                 # everything available, ~2 min
     python benchmarks/bench_find.py --runs 5 --markdown
     python benchmarks/bench_find.py --no-context    # only the findscu rows
 
