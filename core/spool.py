@@ -310,9 +310,27 @@ def _create_temp(directory: _PathLike) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(directory))
 
 
-def _write_all(fd: int, buffers: Sequence[_Buffer]) -> None:
-    """``writev`` every buffer, whatever the partial writes and the IOV_MAX limit."""
-    pending = [b for b in buffers if len(b)]
+def _write_all(fd: int, buffers: Sequence[_Buffer], total: int | None = None) -> None:
+    """``writev`` every buffer, whatever the partial writes and the IOV_MAX limit.
+
+    ``total``, the byte count of ``buffers`` when the caller knows it, lets the
+    common case -- everything written by one call -- skip the bookkeeping.
+    """
+    if total is not None and len(buffers) <= _IOV_MAX:
+        written = os.writev(fd, buffers)
+        if written == total:
+            return
+        pending = [b for b in buffers if len(b)]
+        while written:  # a partial write: drop what went out, keep the tail
+            head = pending[0]
+            if written >= len(head):
+                written -= len(head)
+                pending.pop(0)
+            else:
+                pending[0] = memoryview(head)[written:]
+                written = 0
+    else:
+        pending = [b for b in buffers if len(b)]
     while pending:
         batch = pending[:_IOV_MAX]
         written = os.writev(fd, batch)
@@ -635,7 +653,7 @@ class SpoolSink:
         """Write the waiting fragments; the failure, if this or an earlier write failed."""
         if self._fd >= 0 and self._pending:
             try:
-                _write_all(self._fd, self._pending)
+                _write_all(self._fd, self._pending, self._pending_bytes)
             except OSError as exc:
                 self._fail(exc)
             else:
