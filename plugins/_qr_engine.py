@@ -21,7 +21,8 @@ than one match found* and no Pending response at all; zero matches is Success.
 **Writing C-FIND responses together.** A handler that yields matches from
 memory or a database cursor produces them faster than one ``sendmsg`` each
 can write them, so the engine holds Pending responses (``Call.hold``) and
-writes them in batches: a response whose handler step took less than
+writes them in batches: once :data:`FIND_HOLD_AFTER` responses have gone
+out one by one, a response whose handler step took less than
 :data:`FIND_SLOW_STEP` is held; before asking the handler for the next match
 the engine writes what it holds if the oldest has waited :data:`FIND_HOLD_FOR`;
 a response from a slower step, the final response and any failure go out at
@@ -149,6 +150,7 @@ from dicomnet.status import StatusTable, code_to_category
 
 __all__ = [
     "FIND_FAILURES",
+    "FIND_HOLD_AFTER",
     "FIND_HOLD_FOR",
     "FIND_SLOW_STEP",
     "GET_FAILURES",
@@ -185,6 +187,9 @@ FIND_HOLD_FOR = 0.002
 #: ... and only those whose handler step took less than this: a slow handler's matches
 #: go out one by one, at once (see the module docstring)
 FIND_SLOW_STEP = 0.0005
+#: ... and only after this many responses were sent one by one: a small answer never
+#: waits, nor pays for the watchdog thread
+FIND_HOLD_AFTER = 16
 
 _UNABLE_TO_PROCESS = 0xC000
 
@@ -479,6 +484,7 @@ class _FindResponses:
         hold = getattr(call, "hold", None)
         self._can_hold = hold is not None and hasattr(call, "flush")
         self._responses: dict[int, DimseResponse] = {}
+        self._count = 0  # Pending responses so far
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._since = 0.0  # when the oldest held response was queued; 0.0: none held
@@ -517,7 +523,8 @@ class _FindResponses:
                 response = self._responses[status] = _response(call, status)
         else:
             response = _response(call, status, extra)
-        if not (hold and self._can_hold):
+        self._count += 1
+        if not (hold and self._can_hold and self._count > FIND_HOLD_AFTER):
             self.send(response, data)
             return True
         with self._lock:

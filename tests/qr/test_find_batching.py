@@ -33,6 +33,24 @@ def match(n: int) -> Dataset:
     return ds
 
 
+def test_a_small_answer_is_never_held(make_server: MakeServer, make_scu: MakeSCU) -> None:
+    threads: list[int] = []
+
+    def on_find(event: Any) -> Any:
+        for n in range(_qr_engine.FIND_HOLD_AFTER):
+            yield 0xFF00, match(n)
+        threads.append(threading.active_count())
+
+    scp = make_server(handlers=[(evt.EVT_C_FIND, on_find)])
+    assoc = associate(make_scu(), scp)
+    before = threading.active_count()
+    statuses = [s.Status for s, _ in assoc.send_c_find(query(), FIND)]
+    assoc.release()
+
+    assert statuses == [0xFF00] * _qr_engine.FIND_HOLD_AFTER + [0x0000]
+    assert threads == [before]  # no watchdog was started
+
+
 def test_many_quick_matches_arrive_all_and_in_order(
     make_server: MakeServer, make_scu: MakeSCU
 ) -> None:
@@ -54,28 +72,29 @@ def test_many_quick_matches_arrive_all_and_in_order(
 def test_a_burst_arrives_while_the_handler_blocks(
     make_server: MakeServer, make_scu: MakeSCU
 ) -> None:
-    """Five quick matches, then the handler waits until the SCU has received them."""
+    """Quick matches, then the handler waits until the SCU has received them."""
+    burst = _qr_engine.FIND_HOLD_AFTER + 30  # the last ones are held
     received = threading.Event()
     waited: list[float] = []
 
     def on_find(event: Any) -> Any:
-        for n in range(5):
+        for n in range(burst):
             yield 0xFF00, match(n)
         start = time.monotonic()
         assert received.wait(WAIT)  # held for ever without the watchdog
         waited.append(time.monotonic() - start)
-        yield 0xFF00, match(5)
+        yield 0xFF00, match(burst)
 
     scp = make_server(handlers=[(evt.EVT_C_FIND, on_find)])
     assoc = associate(make_scu(), scp)
     results = []
     for status, identifier in assoc.send_c_find(query(), FIND):
         results.append((status.Status, identifier))
-        if len(results) == 5:
+        if len(results) == burst:
             received.set()
     assoc.release()
 
-    assert [s for s, _ in results] == [0xFF00] * 6 + [0x0000]
+    assert [s for s, _ in results] == [0xFF00] * (burst + 1) + [0x0000]
     assert waited and waited[0] < WAIT / 2
 
 
