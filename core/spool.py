@@ -45,13 +45,14 @@ folder). Each of the two flushes is a journal commit on most file systems,
 and both are on the path from the last fragment to the response. What is
 done about their cost, and what is not:
 
-* The data flush is shortened, not skipped: while a large data set arrives,
-  write-back of what has been written is started every
-  :data:`WRITEBACK_STEP` bytes (``posix_fadvise(POSIX_FADV_DONTNEED)``, which
-  on Linux starts writing dirty pages without waiting and drops only pages
-  already clean). The device writes during the transfer instead of after it,
-  and the final ``fdatasync`` waits for the tail only. It is a hint: the
-  ``fdatasync`` still decides durability.
+* The data flush is shortened, not skipped: while a data set arrives,
+  write-back of what has been written is started after each ``writev`` for
+  the first :data:`WRITEBACK_STEP` bytes, then every ``WRITEBACK_STEP``
+  bytes (``posix_fadvise(POSIX_FADV_DONTNEED)``, which on Linux starts
+  writing dirty pages without waiting and drops only pages already clean).
+  The device writes during the transfer instead of after it, and the final
+  ``fdatasync`` waits for the tail only. It is a hint: the ``fdatasync``
+  still decides durability.
 * Flushing the folder once per *batch* of instances (one ``fsync`` for the
   instances of an association, or every N files) is **not** done: the SCU
   waits for each response before it sends the next instance (DCMTK's
@@ -127,8 +128,10 @@ __all__ = [
 #: about one receive chunk of the framing layer, so a chunk is let go once it is written
 DEFAULT_BUFFER_SIZE = 256 * 1024
 
-#: while a data set is written, start write-back after every this many bytes (a hint)
-WRITEBACK_STEP = 8 * 1024 * 1024
+#: while a data set is written, start write-back after every this many bytes (a hint);
+#: for the first WRITEBACK_STEP bytes after every writev, so that a small instance is on
+#: its way to the device before its last fragment arrives
+WRITEBACK_STEP = 2 * 1024 * 1024
 
 _FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
@@ -660,7 +663,9 @@ class SpoolSink:
                 self._written += self._pending_bytes
                 self._pending = []
                 self._pending_bytes = 0
-                if self._written - self._kicked >= WRITEBACK_STEP:
+                if self._written <= WRITEBACK_STEP or (
+                    self._written - self._kicked >= WRITEBACK_STEP
+                ):
                     self._start_writeback()
         return self._failure
 
