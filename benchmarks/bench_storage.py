@@ -323,6 +323,12 @@ class Receiver:
         if options.get("sample_pss"):
             self.sampler = _PssSampler(self.proc.pid)
 
+    def log_tail(self) -> str:
+        """The end of the receiver's stderr (for error messages)."""
+        with contextlib.suppress(OSError, ValueError):
+            return self._stderr()[-1500:]
+        return ""
+
     def _stderr(self) -> str:
         self._log.seek(0)
         return self._log.read()[-2000:]
@@ -532,7 +538,18 @@ class Case:
         self.rss: list[int] = []
         self.pss: list[int] = []
 
-    def run(self, out: Path) -> None:
+    def run(self, out: Path, attempts: int = 2) -> None:
+        """One run; a run whose sender fails is retried once (and reported on stderr)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run(out)
+                return
+            except RuntimeError as exc:
+                if attempt == attempts:
+                    raise
+                print(f"  {self.label}: run failed, retrying: {exc}", file=sys.stderr)
+
+    def _run(self, out: Path) -> None:
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
@@ -540,6 +557,10 @@ class Case:
         receiver = self.receiver(out)
         try:
             seconds = self.sender(receiver.port)
+        except RuntimeError as exc:
+            log = receiver.log_tail()
+            receiver.kill()
+            raise RuntimeError(f"{exc}\nreceiver's stderr: {log}") from exc
         except BaseException:
             receiver.kill()
             raise
