@@ -698,6 +698,13 @@ def build_cases(
                     "fsync",
                 )
                 add(
+                    "storescu->dicomnet-nofsync",
+                    f"storescu ({dcmtk_size}) -> dicomnet receive --no-fsync, {size}",
+                    dicomnet_rx(max_pdu, fsync=False),
+                    storescu_tx(small, max_pdu),
+                    "no fsync",
+                )
+                add(
                     "dicomnet->storescp",
                     f"dicomnet ({size}) -> storescp, {dcmtk_size}",
                     storescp_rx(max_pdu),
@@ -877,6 +884,14 @@ def _verdicts(cases: list[Case]) -> list[str]:
                 f"{ref}@{size}",
                 1.2,
                 f"{size}: storescu -> dicomnet receive vs storescu -> {name}",
+            )
+            ratio(
+                "many",
+                f"storescu->dicomnet-nofsync@{size}",
+                f"{ref}@{size}",
+                1.2,
+                f"{size}: (context, both without fsync) storescu -> dicomnet receive --no-fsync "
+                f"vs storescu -> {name}",
             )
             ratio(
                 "many",
