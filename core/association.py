@@ -11,9 +11,12 @@ The threaded transport in one picture::
                                               requests  → service class → handler
 
 One thread per association, no polling and no queues between layers: the
-thread blocks in ``select`` with the kernel's next deadline as its timeout,
-receives straight into the framing buffer, and runs the kernel. Writes happen
-in whichever thread has something to send, one ``sendmsg`` per batch of PDUs,
+thread receives straight into the framing buffer what has arrived (one
+``recv`` on a non-blocking socket), blocks in ``select`` with the kernel's
+next deadline as its timeout only when nothing has, and runs the kernel,
+taking received P-DATA-TF bodies in batches (``UpperLayer.next_pdata``) and
+streaming a data set's fragments straight to its sink. Writes happen in
+whichever thread has something to send, one ``sendmsg`` per batch of PDUs,
 serialised per DIMSE message so that messages never interleave.
 
 Reading is done by one thread at a time: the *pump*. Before an association is
