@@ -284,15 +284,25 @@ def verbosity_options(func: F) -> F:
     Without either only warnings and errors are shown; ``-v`` adds one line per
     association step and DIMSE message, ``-d`` the full ACSE and DIMSE dumps.
     """
+    return _verbosity(func, debug_short=True)
 
+
+def verbosity_options_long_debug(func: F) -> F:
+    """:func:`verbosity_options` with ``--debug`` only, leaving ``-d`` to the command
+    (``dicomnet move -d DEST_AE``)."""
+    return _verbosity(func, debug_short=False)
+
+
+def _verbosity(func: F, *, debug_short: bool) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, verbose: bool, debug: bool, **kwargs: Any) -> Any:
         level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
         with log_to_stderr(level):
             return func(*args, **kwargs)
 
+    names = ("-d", "--debug") if debug_short else ("--debug",)
     decorated: Any = click.option(
-        "-d", "--debug", is_flag=True, help="Show everything, with ACSE and DIMSE dumps."
+        *names, is_flag=True, help="Show everything, with ACSE and DIMSE dumps."
     )(wrapper)
     decorated = click.option(
         "-v", "--verbose", is_flag=True, help="Show each association step and DIMSE message."

@@ -12,9 +12,9 @@
   D.3.3.4), are those of the SOP classes a C-FIND found first
   (:func:`dicomnet.retrieve_helpers.retrieve_contexts`); the standard list
   when the C-FIND gives none.
-* ``dicomnet move HOST PORT -m patient|study -L LEVEL -k KEY=VALUE... -D DEST``
+* ``dicomnet move HOST PORT -m patient|study -L LEVEL -k KEY=VALUE... -d DEST``
   asks the peer to send the matching instances to the AE titled ``DEST``
-  (``-D``, as ``-d`` is ``--debug`` in every command).
+  (``-d``/``-D``/``--dest``; in this command the dumps are ``--debug`` only).
 
 Keys (``-k``) are written as for DCMTK's tools: a keyword or a tag
 ``gggg,eeee``, a path through sequences such as
@@ -79,6 +79,7 @@ from ._cli_common import (
     make_ae,
     open_association,
     verbosity_options,
+    verbosity_options_long_debug,
 )
 from .receive import StoreInDirectory
 
@@ -917,16 +918,17 @@ def get(
 @_level_option(required=True)
 @_key_option(_RETRIEVE_KEYS_HELP)
 @click.option(
+    "-d",
     "-D",
     "--dest",
     "destination",
     required=True,
     callback=_ae_title,
     metavar="TITLE",
-    help="The AE title of the move destination, as the peer knows it (-d is --debug).",
+    help="The AE title of the move destination, as the peer knows it.",
 )
 @client_options
-@verbosity_options
+@verbosity_options_long_debug
 def move(
     host: str,
     port: int,

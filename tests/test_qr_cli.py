@@ -608,7 +608,7 @@ def test_interrupt_aborts_and_exits_130(
 
     port = qr.start()
     monkeypatch.setattr(Association, f"send_c_{command}", interrupted)
-    extra = {"find": [], "get": ["-L", "STUDY", "-o", tmp_path], "move": ["-L", "STUDY", "-D", "X"]}
+    extra = {"find": [], "get": ["-L", "STUDY", "-o", tmp_path], "move": ["-L", "STUDY", "-d", "X"]}
     result = run(command, "127.0.0.1", port, "-m", "study", *extra[command])
     assert result.exit_code == 130
     assert "Interrupted" in result.stderr
@@ -622,7 +622,7 @@ def test_move_to_a_destination(qr: QRSCP, make_scp: Any) -> None:
     port = qr.start(destinations={"DEST": ("127.0.0.1", dest.port)})
     result = run(
         "move", "-v", "--aet", "MOVER", "127.0.0.1", port, "-m", "study", "-L", "STUDY",
-        "-k", f"StudyInstanceUID={STUDY_UID}", "-D", "DEST",
+        "-k", f"StudyInstanceUID={STUDY_UID}", "-d", "DEST",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
@@ -635,12 +635,28 @@ def test_move_to_a_destination(qr: QRSCP, make_scp: Any) -> None:
     assert "C-MOVE: 0x0000 Success; 5 completed, 0 failed, 0 warning to 'DEST'" in result.stderr
 
 
+@pytest.mark.parametrize("dest_option", ["-D", "--dest"])
+def test_move_destination_aliases_and_long_debug(
+    qr: QRSCP, make_scp: Any, dest_option: str
+) -> None:
+    # the form is -d DEST_AE; -D and --dest say the same, and --debug still dumps
+    dest = StoreSCP(make_scp)
+    port = qr.start(destinations={"DEST": ("127.0.0.1", dest.port)})
+    result = run(
+        "move", "--debug", "127.0.0.1", port, "-m", "study", "-L", "STUDY",
+        "-k", f"StudyInstanceUID={STUDY_UID}", dest_option, "DEST",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(dest.received) == 5
+    assert "D:" in result.stderr  # the DEBUG dumps
+
+
 def test_move_patient_root(qr: QRSCP, make_scp: Any) -> None:
     dest = StoreSCP(make_scp)
     port = qr.start(destinations={"DEST": ("127.0.0.1", dest.port)})
     result = run(
         "move", "127.0.0.1", port, "-m", "patient", "-L", "PATIENT", "-k", "PatientID=PAT1",
-        "-D", "DEST",
+        "-d", "DEST",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert len(dest.received) == 5
@@ -648,7 +664,7 @@ def test_move_patient_root(qr: QRSCP, make_scp: Any) -> None:
 
 def test_move_unknown_destination_exits_1(qr: QRSCP) -> None:
     port = qr.start()
-    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-D", "NOWHERE")
+    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-d", "NOWHERE")
     assert result.exit_code == 1
     assert "0xA801" in result.stderr
     assert "it does not know the move destination 'NOWHERE'" in result.stderr
@@ -658,7 +674,7 @@ def test_move_unknown_destination_exits_1(qr: QRSCP) -> None:
 def test_move_failed_suboperations_exit_1(qr: QRSCP, make_scp: Any) -> None:
     dest = StoreSCP(make_scp, refuse=True)
     port = qr.start(destinations={"DEST": ("127.0.0.1", dest.port)})
-    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-D", "DEST")
+    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-d", "DEST")
     assert result.exit_code == 1
     assert "0xA702" in result.stderr
     assert "5 failed" in result.stderr
@@ -666,13 +682,13 @@ def test_move_failed_suboperations_exit_1(qr: QRSCP, make_scp: Any) -> None:
 
 def test_move_model_not_accepted_exits_1(qr: QRSCP) -> None:
     port = qr.start(contexts=[STUDY_FIND])
-    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-D", "DEST")
+    result = run("move", "127.0.0.1", port, "-m", "study", "-L", "STUDY", "-d", "DEST")
     assert result.exit_code == 1
     assert "not the Study Root C-MOVE information model" in result.stderr
 
 
 def test_move_nothing_listening_exits_2() -> None:
-    result = run("move", "127.0.0.1", free_port(), "-m", "study", "-L", "STUDY", "-D", "X")
+    result = run("move", "127.0.0.1", free_port(), "-m", "study", "-L", "STUDY", "-d", "X")
     assert result.exit_code == 2
 
 

@@ -124,7 +124,7 @@ def test_move_from_dcmqrscp_to_dicomnet_receive(
     )
     result = dicomnet(
         "move", LOCALHOST, port, "--aec", "QRSCP", "-v", "-m", "study", "-L", "STUDY",
-        "-k", f"StudyInstanceUID={study.study_uid}", "-D", "DEST",
+        "-k", f"StudyInstanceUID={study.study_uid}", "-d", "DEST",
     )  # fmt: skip
     assert result.returncode == 0, describe(result)
     assert "5 completed, 0 failed, 0 warning to 'DEST'" in result.stderr
@@ -140,7 +140,7 @@ def test_move_patient_from_dcmqrscp(peers: PeerGroup, dcmtk: Dcmtk, tmp_path: Pa
     )
     result = dicomnet(
         "move", LOCALHOST, port, "--aec", "QRSCP", "-m", "patient", "-L", "PATIENT",
-        "-k", f"PatientID={study.patient_id}", "-D", "DEST",
+        "-k", f"PatientID={study.patient_id}", "-d", "DEST",
     )  # fmt: skip
     assert result.returncode == 0, describe(result)
     assert_same_instances(incoming, study.paths)
@@ -153,7 +153,7 @@ def test_move_to_a_destination_dcmqrscp_does_not_know(
     _, port = start_dcmqrscp(peers, dcmtk, tmp_path, study.paths)
     result = dicomnet(
         "move", LOCALHOST, port, "--aec", "QRSCP", "-m", "study", "-L", "STUDY",
-        "-k", f"StudyInstanceUID={study.study_uid}", "-D", "NOWHERE",
+        "-k", f"StudyInstanceUID={study.study_uid}", "-d", "NOWHERE",
     )  # fmt: skip
     assert result.returncode == 1, describe(result)
     assert "0xA801" in result.stderr
@@ -285,7 +285,7 @@ def test_move_from_orthanc_to_dicomnet_receive(
     orthanc.add_modality("ormovedest1", "ORMOVEDEST1", receiver)
     result = dicomnet(
         "move", LOCALHOST, orthanc.dicom_port, "--aec", QROrthanc.AET, "-m", "study",
-        "-L", "STUDY", "-k", f"StudyInstanceUID={study.study_uid}", "-D", "ORMOVEDEST1",
+        "-L", "STUDY", "-k", f"StudyInstanceUID={study.study_uid}", "-d", "ORMOVEDEST1",
     )  # fmt: skip
     assert result.returncode == 0, describe(result)
     assert_same_instances(incoming, study.paths)
@@ -302,7 +302,7 @@ def test_move_patient_from_orthanc(
     orthanc.add_modality("ormovedest2", "ORMOVEDEST2", receiver)
     result = dicomnet(
         "move", LOCALHOST, orthanc.dicom_port, "--aec", QROrthanc.AET, "-m", "patient",
-        "-L", "PATIENT", "-k", f"PatientID={study.patient_id}", "-D", "ORMOVEDEST2",
+        "-L", "PATIENT", "-k", f"PatientID={study.patient_id}", "-d", "ORMOVEDEST2",
     )  # fmt: skip
     assert result.returncode == 0, describe(result)
     assert_same_instances(incoming, study.paths)
@@ -316,7 +316,7 @@ def test_move_to_a_destination_orthanc_does_not_know(
     orthanc.upload(study.paths)
     result = dicomnet(
         "move", LOCALHOST, orthanc.dicom_port, "--aec", QROrthanc.AET, "-m", "study",
-        "-L", "STUDY", "-k", f"StudyInstanceUID={study.study_uid}", "-D", "NOWHERE",
+        "-L", "STUDY", "-k", f"StudyInstanceUID={study.study_uid}", "-d", "NOWHERE",
     )  # fmt: skip
     # Orthanc 1.10 answers C000H (Unable to process), not A801H: a failure all the same
     assert result.returncode == 1, describe(result)
