@@ -333,12 +333,23 @@ def make_ae(client: ClientOptions, plugins: Sequence[str] | None = ()) -> AE:
 
 
 def open_association(
-    ae: AE, client: ClientOptions, host: str, port: int, contexts: Sequence[str] = ()
+    ae: AE,
+    client: ClientOptions,
+    host: str,
+    port: int,
+    contexts: Sequence[str] = (),
+    *,
+    presentation_contexts: Sequence[Any] | None = None,
+    **associate_args: Any,
 ) -> Association:
     """Request an association with ``host:port``; raise :class:`NoAssociation` if none.
 
     ``contexts`` are abstract syntaxes to request, with the default transfer
     syntaxes, in addition to those already requested on ``ae``.
+    ``presentation_contexts`` (a list of
+    :class:`~dicomnet.presentation.PresentationContext`) replace the AE's
+    requested ones, as ``AE.associate(contexts=...)``; ``associate_args`` go to
+    :meth:`AE.associate` too (``ext_neg``, ``evt_handlers``...).
     """
     for abstract_syntax in contexts:
         ae.add_requested_context(abstract_syntax)
@@ -352,6 +363,8 @@ def open_association(
         ae_title=client.called_ae_title,
         max_pdu=client.max_pdu,
         tls_args=tls_args,
+        contexts=presentation_contexts,
+        **associate_args,
     )
     if assoc.is_established:
         return assoc

@@ -720,6 +720,39 @@ class _Counting:
         return status
 
 
+def _send_retrieve(
+    assoc: Any,
+    send: Callable[[], Iterator[tuple[Dataset, Dataset | None]]],
+    operation: str,
+    model: str,
+    peer: str,
+) -> Outcome | None:
+    """Run a C-GET or C-MOVE on ``assoc`` and release it; ``None`` when it could not run.
+
+    The peer may have accepted the association but not the information model
+    (``ValueError``), or ended the association (``RuntimeError``); anything
+    else (Ctrl-C) aborts the association on the way out.
+    """
+    try:
+        outcome = _retrieve(send(), operation, operation)
+    except ValueError:
+        LOGGER.error(
+            "%s accepted the association but not the %s %s information model",
+            peer, _MODEL_NAMES[model], operation,
+        )
+        assoc.release()
+        return None
+    except RuntimeError:
+        LOGGER.error("%s: the association with %s has ended", operation, peer)
+        return None
+    except BaseException:
+        assoc.abort()
+        raise
+    if assoc.is_established:
+        assoc.release()
+    return outcome
+
+
 def run_get(
     host: str,
     port: int,
@@ -759,42 +792,20 @@ def run_get(
     handler = _Counting(directory)
     ae = new_ae()
     try:
-        tls_args = None
-        if client.tls is not None:
-            tls_args = (client.tls.client_context(), client.tls.hostname or host)
-        assoc = ae.associate(
-            host,
-            port,
-            contexts=contexts,
-            ae_title=client.called_ae_title,
-            max_pdu=client.max_pdu,
-            ext_neg=roles,
-            tls_args=tls_args,
-            evt_handlers=[(evt.EVT_C_STORE, handler)],
-        )
-        if not assoc.is_established:
-            LOGGER.error("No association with %s for the C-GET", peer)
-            assoc.abort()
-            return ExitStatus.NO_ASSOCIATION
         try:
-            outcome = _retrieve(assoc.send_c_get(identifier, get_model), "C-GET", "C-GET")
-        except ValueError:
-            LOGGER.error(
-                "%s accepted the association but not the %s C-GET information model",
-                peer, _MODEL_NAMES[model],
+            assoc = open_association(
+                ae, client, host, port, presentation_contexts=contexts, ext_neg=roles,
+                evt_handlers=[(evt.EVT_C_STORE, handler)],
             )
-            assoc.release()
-            return ExitStatus.FAILURE
-        except RuntimeError:
-            LOGGER.error("C-GET: the association with %s has ended", peer)
-            return ExitStatus.FAILURE
-        except BaseException:
-            assoc.abort()
-            raise
-        if assoc.is_established:
-            assoc.release()
+        except NoAssociation:
+            return ExitStatus.NO_ASSOCIATION
+        outcome = _send_retrieve(
+            assoc, lambda: assoc.send_c_get(identifier, get_model), "C-GET", model, peer
+        )
     finally:
         ae.shutdown()
+    if outcome is None:
+        return ExitStatus.FAILURE
     _report(
         outcome, "C-GET", peer, time.perf_counter() - start,
         f"; {handler.stored} file{'s' if handler.stored != 1 else ''} written to {directory}",
@@ -821,25 +832,12 @@ def run_move(
             return ExitStatus.NO_ASSOCIATION
         peer = _peer(client, host, port)
         start = time.perf_counter()
-        try:
-            outcome = _retrieve(
-                assoc.send_c_move(identifier, destination, move_model), "C-MOVE", "C-MOVE"
-            )
-        except ValueError:
-            LOGGER.error(
-                "%s accepted the association but not the %s C-MOVE information model",
-                peer, _MODEL_NAMES[model],
-            )
-            assoc.release()
+        outcome = _send_retrieve(
+            assoc, lambda: assoc.send_c_move(identifier, destination, move_model), "C-MOVE",
+            model, peer,
+        )
+        if outcome is None:
             return ExitStatus.FAILURE
-        except RuntimeError:
-            LOGGER.error("C-MOVE: the association with %s has ended", peer)
-            return ExitStatus.FAILURE
-        except BaseException:
-            assoc.abort()
-            raise
-        if assoc.is_established:
-            assoc.release()
         why = ""
         if outcome.status == MOVE_DESTINATION_UNKNOWN:
             why = f"it does not know the move destination {destination!r}"
