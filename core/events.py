@@ -353,8 +353,16 @@ class Event:
 
     # -- data sets ----------------------------------------------------------------------------
     def _dataset(self, what: str) -> Dataset:
-        """Decode the request's data set once, in the context's transfer syntax."""
+        """Decode the request's data set once, in the context's transfer syntax.
+
+        A service class that decoded it already (to check it before calling the
+        handler) passes it as ``_decoded_dataset``; it is not decoded again.
+        """
         if self._decoded is None:
+            given = self._attrs.get("_decoded_dataset")
+            if given is not None:
+                self._decoded = given
+                return given  # type: ignore[no-any-return]
             data = self._attrs.get("_dataset_bytes")
             if data is None:
                 path = self._attrs.get("_dataset_path")

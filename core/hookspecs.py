@@ -51,9 +51,11 @@ __all__ = [
     "ExtraSOPClass",
     "IdentityDecision",
     "MoveDestination",
+    "ReportDestination",
     "dicomnet_accept_association",
     "dicomnet_extra_sop_classes",
     "dicomnet_resolve_move_destination",
+    "dicomnet_resolve_report_destination",
     "dicomnet_service_classes",
     "dicomnet_verify_user_identity",
     "hookimpl",
@@ -72,6 +74,8 @@ ExtraSOPClass = tuple[str, str, str]
 IdentityDecision = tuple[bool, bytes | None]
 #: ``(host, port)`` or ``(host, port, kwargs)`` (kwargs for ``AE.associate``)
 MoveDestination = tuple[str, int] | tuple[str, int, Mapping[str, Any]]
+#: the same shape, for the association an N-EVENT-REPORT is sent on
+ReportDestination = MoveDestination
 
 
 # -- declarations: collect-all, called once per AE ------------------------------------------
@@ -158,4 +162,26 @@ def dicomnet_resolve_move_destination(assoc: Any, ae_title: str) -> MoveDestinat
     ``tls_args``...) for the sub-association. When nobody knows the title the
     SCP falls back to the application's ``EVT_C_MOVE`` handler; if that does
     not know it either, it answers A801H *Move destination unknown*.
+    """
+
+
+@hookspec(firstresult=True)
+def dicomnet_resolve_report_destination(
+    assoc: Any, ae_title: str, sop_class_uid: str
+) -> ReportDestination | None:
+    """Find the network address of the AE an N-EVENT-REPORT must be sent to (PS3.7 10.1.1).
+
+    **firstresult.** Asked by an SCP that notifies an SCU on an association of
+    its own: the Storage Commitment SCP reporting a result after the SCU released
+    the association of the request (PS3.4 J.3.3.1.2). ``ae_title`` is the SCU's
+    AE title (stripped of padding), ``sop_class_uid`` the SOP class of the report
+    (Storage Commitment Push Model...). ``assoc`` is the association the request
+    came on, or ``None`` when the application reports later, on its own.
+
+    Return ``None`` when unknown to this plugin, ``(host, port)``, or ``(host,
+    port, kwargs)`` where ``kwargs`` go to ``AE.associate`` (``tls_args``,
+    ``max_pdu``...; ``contexts`` and ``ext_neg`` are made by the SCP). When no
+    plugin knows the title, the AE's ``report_destinations`` table is used, then
+    its ``move_destinations``; if none knows it, the report is not sent and an
+    error is logged.
     """

@@ -137,6 +137,8 @@ class ServiceCall(Protocol):
     * ``trigger(event, **attrs)`` -- call the application's handler for an
       intervention event, with ``request``, ``context`` and the data set filled
       in; returns the handler's answer; exceptions propagate.
+    * ``is_bound(event)`` -- whether the application bound a handler to an
+      intervention event (else ``trigger`` runs the event's default handler).
     * ``send(response, dataset=None)`` -- send a response on the request's
       context; ``dataset`` is a :class:`~pydicom.dataset.Dataset` (encoded in
       the context's transfer syntax), bytes already encoded, or ``None``.
@@ -156,6 +158,7 @@ class ServiceCall(Protocol):
     @property
     def has_dataset(self) -> bool: ...
     def trigger(self, event: InterventionEvent, /, **attrs: Any) -> Any: ...
+    def is_bound(self, event: InterventionEvent, /) -> bool: ...
     def send(
         self, response: DimseResponse, dataset: Dataset | bytes | None = None
     ) -> None: ...

@@ -13,6 +13,13 @@ matching response type so the peer is never left waiting:
   context: *SOP Class not supported* (0122H, PS3.7 C.5.3 / C.4.3);
 * the service class does not serve that DIMSE operation: *Unrecognized
   operation* (0211H, PS3.7 C.5.6 / C.4.5);
+* a request arriving after we asked to release the association (PS3.8 Sta7)
+  cannot be answered -- PS3.8 Table 9-10 allows no P-DATA request there -- and
+  is dropped with a warning, without calling the application;
+* an N-EVENT-REPORT-RQ is served whatever roles the context has: it is sent by
+  the SCP of the SOP class to its SCU (PS3.7 10.1.1), on the association the SCU
+  requested or on one the SCP requested itself, with or without SCP/SCU Role
+  Selection (PS3.4 J.3.3.1.3 -- many peers negotiate none);
 * the SCP itself raised (a bug in a plugin, not in the application's
   handler, which the plugin already maps to a status): the service class's
   failure status, and a log record. The association goes on.
@@ -53,6 +60,7 @@ from .datasets import encode_dataset
 from .dimse import Buffer, command_pdus, dataset_pdus
 from .errors import LocalProtocolError
 from .events import InterventionEvent
+from .fsm import State
 from .spool import FileMetaInfo, Received, SpooledDataset, spool_bytes
 from .status import StatusTable, code_to_category
 
@@ -275,6 +283,10 @@ class Call:
         """Whether a final (non-pending) response has been sent."""
         return self._final_sent
 
+    def is_bound(self, event: InterventionEvent, /) -> bool:
+        """Whether the application bound a handler to ``event`` (association, server or AE)."""
+        return self._assoc._handlers.intervention_handler(event) is not None
+
     def trigger(self, event: InterventionEvent, /, **attrs: Any) -> Any:
         message_id = self._request.MessageID
         base: dict[str, Any] = {
@@ -405,6 +417,14 @@ def _dispatch(
     context = assoc._by_id.get(context_id)
     if context is None or not isinstance(request, dm.DimseRequest):
         return  # the assembler only lets accepted contexts through
+    ul = assoc._ul
+    if ul is not None and ul.state == State.Sta7:
+        LOGGER.warning(
+            "Ignoring a %s received after we requested the release of the association: "
+            "it cannot be answered (PS3.8 Table 9-10, Sta7)",
+            request.message_name,
+        )
+        return
     registry = assoc.ae._registry
     service = registry.service_for(context.abstract_syntax)
     sop_class = _affected_sop_class(request) or context.abstract_syntax
@@ -426,7 +446,7 @@ def _dispatch(
             f"the {service.name} service class does not serve {request.message_name}",
         )
         return
-    if not context.as_scp:
+    if not context.as_scp and not isinstance(request, dm.NEventReportRQ):
         _refuse(
             assoc,
             context_id,

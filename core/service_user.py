@@ -397,21 +397,76 @@ def c_cancel(
 
 # -- N-services ---------------------------------------------------------------------------------
 
+#: Processing failure (PS3.7 C.5.x), reported in place of a Success or Warning whose reply
+#: could not be decoded, as pynetdicom does: the caller gets no reply data set to trust.
+_PROCESSING_FAILURE = 0x0110
+
+
+def _notify_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
+    """The context an N-EVENT-REPORT goes out on (PS3.7 10.1.1).
+
+    An N-EVENT-REPORT is invoked by the SCP of the SOP class to notify its SCU, on
+    the association on which it serves the SCU (we are then its acceptor, and SCU is
+    the requestor's default role) or on one it opens itself, proposing the SCP role
+    for the requestor through SCP/SCU Role Selection (PS3.7 D.3.3.4; PS3.4 J.3.3.1.3).
+    Many peers negotiate no roles for that association at all, so a context on which
+    we are SCP is preferred and any accepted context of the SOP class is taken
+    otherwise, as pynetdicom does.
+    """
+    negotiation = assoc.negotiation
+    assert negotiation is not None  # established
+    found = negotiation.find_context(abstract_syntax, as_scp=True) or negotiation.find_context(
+        abstract_syntax
+    )
+    if found is None:
+        raise ValueError(
+            f"No presentation context for '{uid_name(abstract_syntax)}' has been accepted "
+            "by the peer for the association"
+        )
+    return found
+
 
 def _n_exchange(
     assoc: Association,
-    abstract_syntax: str,
+    context: NegotiatedContext,
     request: dm.DimseRequest,
     dataset: Dataset | None,
     response_type: type[dm.DimseResponse],
 ) -> tuple[Dataset, Dataset | None]:
-    context = assoc._context_for(abstract_syntax)
+    """Send an N-request; ``(status, reply)`` as ``send_n_*`` documents (PS3.7 10.1).
+
+    ``reply`` is the response's data set (Attribute List, Action Reply, Event
+    Reply) when the status is Success or Warning -- an empty Dataset when the peer
+    sent none -- and ``None`` otherwise. A reply that cannot be decoded turns the
+    status into 0110H *Processing failure* (with the peer's status in the log).
+    """
     data = None if dataset is None else encode_for_context(dataset, context)
     status, response, payload = _single(assoc, context, request, data, response_type)
     if response is None or code_to_category(response.Status) not in ("Success", "Warning"):
         return status, None
-    reply = _decode(payload, context, "reply") if payload is not None else Dataset()
+    if payload is None:
+        return status, Dataset()
+    reply = _decode_whole(payload, context, f"data set of the {response.message_name}")
+    if reply is None:
+        LOGGER.error(
+            "The peer answered the %s with status 0x%04X and a data set that cannot be "
+            "decoded: returning 0x%04X (processing failure)",
+            request.message_name, response.Status, _PROCESSING_FAILURE,
+        )
+        status.Status = _PROCESSING_FAILURE
     return status, reply
+
+
+def _decode_whole(data: bytes, context: NegotiatedContext, what: str) -> Dataset | None:
+    """Decode an N-service data set with every element converted now (pydicom converts on
+    first access), so that a broken one is found here, not in the caller's hands."""
+    try:
+        ds = decode_dataset(data, str(context.transfer_syntax))
+        ds.walk(lambda _ds, _elem: None)
+    except Exception as exc:
+        LOGGER.error("Failed to decode the %s received from the peer: %s", what, exc)
+        return None
+    return ds
 
 
 def n_action(
@@ -423,15 +478,21 @@ def n_action(
     msg_id: int,
     meta_uid: str | None,
 ) -> tuple[Dataset, Dataset | None]:
-    """N-ACTION (PS3.7 10.1.4)."""
+    """N-ACTION (PS3.7 10.1.4): ``(status, action_reply)``.
+
+    ``dataset`` is the Action Information (or ``None``); ``meta_uid`` names the
+    Meta SOP Class of the presentation context when the SOP class is one of its
+    members (Print Management, PS3.4 H).
+    """
     assoc._check_established()
+    context = assoc._context_for(str(meta_uid or class_uid))
     request = dm.NActionRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
-        ActionTypeID=action_type,
+        ActionTypeID=_us(action_type, "action_type"),
     )
-    return _n_exchange(assoc, str(meta_uid or class_uid), request, dataset, dm.NActionRSP)
+    return _n_exchange(assoc, context, request, dataset, dm.NActionRSP)
 
 
 def n_create(
@@ -442,27 +503,33 @@ def n_create(
     msg_id: int,
     meta_uid: str | None,
 ) -> tuple[Dataset, Dataset | None]:
-    """N-CREATE (PS3.7 10.1.5)."""
+    """N-CREATE (PS3.7 10.1.5): ``(status, attribute_list)``.
+
+    Without ``instance_uid`` the SCP chooses the SOP Instance UID and returns it
+    in the response's Affected SOP Instance UID, which the status data set holds
+    (PS3.7 10.1.5.1.4).
+    """
     assoc._check_established()
+    context = assoc._context_for(str(meta_uid or class_uid))
     request = dm.NCreateRQ(
         MessageID=assoc._next_message_id(msg_id),
         AffectedSOPClassUID=str(class_uid),
-        AffectedSOPInstanceUID=None if instance_uid is None else str(instance_uid),
+        AffectedSOPInstanceUID=str(instance_uid) if instance_uid else None,
     )
-    return _n_exchange(assoc, str(meta_uid or class_uid), request, dataset, dm.NCreateRSP)
+    return _n_exchange(assoc, context, request, dataset, dm.NCreateRSP)
 
 
 def n_delete(
     assoc: Association, class_uid: str, instance_uid: str, msg_id: int, meta_uid: str | None
 ) -> Dataset:
-    """N-DELETE (PS3.7 10.1.6)."""
+    """N-DELETE (PS3.7 10.1.6): the status."""
     assoc._check_established()
+    context = assoc._context_for(str(meta_uid or class_uid))
     request = dm.NDeleteRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
     )
-    context = assoc._context_for(str(meta_uid or class_uid))
     return _single(assoc, context, request, None, dm.NDeleteRSP)[0]
 
 
@@ -475,35 +542,47 @@ def n_event_report(
     msg_id: int,
     meta_uid: str | None,
 ) -> tuple[Dataset, Dataset | None]:
-    """N-EVENT-REPORT (PS3.7 10.1.1)."""
+    """N-EVENT-REPORT (PS3.7 10.1.1): ``(status, event_reply)``.
+
+    Sent by the SCP of the SOP class, so the context is found whatever the
+    negotiated roles (see :func:`_notify_context`).
+    """
     assoc._check_established()
+    context = _notify_context(assoc, str(meta_uid or class_uid))
     request = dm.NEventReportRQ(
         MessageID=assoc._next_message_id(msg_id),
         AffectedSOPClassUID=str(class_uid),
         AffectedSOPInstanceUID=str(instance_uid),
-        EventTypeID=event_type,
+        EventTypeID=_us(event_type, "event_type"),
     )
-    return _n_exchange(assoc, str(meta_uid or class_uid), request, dataset, dm.NEventReportRSP)
+    return _n_exchange(assoc, context, request, dataset, dm.NEventReportRSP)
 
 
 def n_get(
     assoc: Association,
-    identifier_list: Sequence[Any],
+    identifier_list: Sequence[Any] | None,
     class_uid: str,
     instance_uid: str,
     msg_id: int,
     meta_uid: str | None,
 ) -> tuple[Dataset, Dataset | None]:
-    """N-GET (PS3.7 10.1.2)."""
+    """N-GET (PS3.7 10.1.2): ``(status, attribute_list)``.
+
+    An empty ``identifier_list`` asks for every attribute (PS3.7 10.1.2.1.3).
+    """
     assoc._check_established()
-    tags = tuple(int(Tag(t)) for t in identifier_list or ())
+    try:
+        tags = tuple(int(Tag(t)) for t in identifier_list or ())
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"'identifier_list' must hold data element tags: {exc}") from None
+    context = assoc._context_for(str(meta_uid or class_uid))
     request = dm.NGetRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
         AttributeIdentifierList=tags or None,
     )
-    return _n_exchange(assoc, str(meta_uid or class_uid), request, None, dm.NGetRSP)
+    return _n_exchange(assoc, context, request, None, dm.NGetRSP)
 
 
 def n_set(
@@ -514,11 +593,22 @@ def n_set(
     msg_id: int,
     meta_uid: str | None,
 ) -> tuple[Dataset, Dataset | None]:
-    """N-SET (PS3.7 10.1.3)."""
+    """N-SET (PS3.7 10.1.3): ``(status, attribute_list)``; ``dataset`` is the Modification
+    List, which PS3.7 Table 10.3-5 makes mandatory."""
     assoc._check_established()
+    if not isinstance(dataset, Dataset):
+        raise ValueError("an N-SET needs its Modification List as a pydicom Dataset")
+    context = assoc._context_for(str(meta_uid or class_uid))
     request = dm.NSetRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
     )
-    return _n_exchange(assoc, str(meta_uid or class_uid), request, dataset, dm.NSetRSP)
+    return _n_exchange(assoc, context, request, dataset, dm.NSetRSP)
+
+
+def _us(value: int, name: str) -> int:
+    """An US command value (Action/Event Type ID, PS3.7 Table E.1-1): ``ValueError`` if not."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"'{name}' must be an int between 0 and 65535, not {value!r}")
+    return int(value)
