@@ -69,6 +69,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "qr",
     "worklist",
     "query_services",
+    "procedure_step",
+    "storage_commitment",
+    "instance_availability",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"
