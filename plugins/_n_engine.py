@@ -55,9 +55,10 @@ anyway with a warning (see :mod:`dicomnet.service`).
 
 **Reporting to the SCU** (:func:`send_report`): an SCP that notifies its SCU
 with an N-EVENT-REPORT (a Storage Commitment result, PS3.4 J.3.3) tries the
-association the request came on while it is established, then opens one of
-its own to the SCU's AE title, proposing the SCP role for itself through
-SCP/SCU Role Selection (PS3.7 D.3.3.4; PS3.4 J.3.3.1.3). The address comes
+association the request came on while it is established, then -- unless the
+SCU accepted the report there -- opens one of its own to the SCU's AE title,
+proposing the SCP role for itself through SCP/SCU Role Selection (PS3.7
+D.3.3.4; PS3.4 J.3.3.1.3). The address comes
 from the ``dicomnet_resolve_report_destination`` hooks (a
 :class:`ReportDestinations` table registered as a plugin, or any plugin), then
 from the AE's ``report_destinations`` table, then from its
@@ -579,27 +580,31 @@ def send_report(
     """Send an N-EVENT-REPORT to the SCU titled ``ae_title`` (PS3.7 10.1.1); its status.
 
     On ``assoc`` first, while it is established (the association the request
-    came on); then, if that fails or the SCU released it, on an association of
-    our own to the SCU, proposing one context for ``sop_class_uid`` with the
-    SCP role for us (SCP/SCU Role Selection, PS3.7 D.3.3.4; PS3.4 J.3.3.1.3),
-    released once the report is answered. Returns the response's status, or an
-    empty Dataset when the report could not be delivered (logged).
+    came on); then, if the SCU released it, did not answer, or refused the report
+    there (an SCU that handles reports only on associations it accepts answers
+    0110H), on an association of our own to the SCU, proposing one context for
+    ``sop_class_uid`` with the SCP role for us (SCP/SCU Role Selection, PS3.7
+    D.3.3.4; PS3.4 J.3.3.1.3), released once the report is answered. Returns the
+    last response's status, or an empty Dataset when no response came (logged).
     """
     status: Dataset
+    first = Dataset()  # the answer on the association of the request, if any
     if assoc is not None and assoc.is_established:
         try:
-            status, _reply = assoc.send_n_event_report(
+            first, _reply = assoc.send_n_event_report(
                 information, event_type, sop_class_uid, sop_instance_uid
             )
         except (RuntimeError, ValueError) as exc:
             LOGGER.info("Cannot report on the association of the request: %s", exc)
         else:
-            if "Status" in status:
-                _log_report_status(status, ae_title, "on the association of the request")
-                return status
+            if "Status" in first and code_to_category(int(first.Status)) in _SUCCESSFUL:
+                _log_report_status(first, ae_title, "on the association of the request")
+                return first
             LOGGER.info(
-                "No answer to the N-EVENT-REPORT on the association of the request; "
-                "opening one to %r", ae_title,
+                "The N-EVENT-REPORT on the association of the request was %s; "
+                "opening one to %r",
+                f"refused (0x{int(first.Status):04X})" if "Status" in first else "not answered",
+                ae_title,
             )
     destination = resolve_report_destination(ae, assoc, ae_title, sop_class_uid)
     if destination is None:
@@ -608,7 +613,7 @@ def send_report(
             "ae.report_destinations, or implement dicomnet_resolve_report_destination)",
             ae_title,
         )
-        return Dataset()
+        return first
     host, port, kwargs = destination
     options = dict(kwargs)
     options.setdefault("ae_title", ae_title.strip())
@@ -621,11 +626,11 @@ def send_report(
         report_assoc = ae.associate(host, port, **options)
     except Exception:
         LOGGER.exception("Cannot request an association with %r at %s:%s", ae_title, host, port)
-        return Dataset()
+        return first
     if not report_assoc.is_established:
         LOGGER.error("Cannot associate with %r at %s:%s to send the N-EVENT-REPORT",
                      ae_title, host, port)
-        return Dataset()
+        return first
     try:
         status, _reply = report_assoc.send_n_event_report(
             information, event_type, sop_class_uid, sop_instance_uid

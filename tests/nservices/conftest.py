@@ -8,13 +8,14 @@ behind fails the test.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dicomnet import AE
+from dicomnet import AE, evt
 
 #: seconds any wait in a test may take before the test fails
 WAIT = 10.0
@@ -77,3 +78,29 @@ def associate(ae: Any, port: int, title: str, **kwargs: Any) -> Any:
     assoc = ae.associate("127.0.0.1", port, ae_title=title, **kwargs)
     assert assoc.is_established, "the association was not established"
     return assoc
+
+
+class Established:
+    """A handler for ``EVT_ESTABLISHED`` on a server: the associations it accepted, in order.
+
+    The acceptor marks an association established once its A-ASSOCIATE-AC is out, a
+    moment after the requestor may already use it: :meth:`next` waits for that.
+    """
+
+    def __init__(self) -> None:
+        self._accepted: list[Any] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Any) -> None:
+        with self._cond:
+            self._accepted.append(event.assoc)
+            self._cond.notify_all()
+
+    def binding(self) -> tuple[Any, Any]:
+        return (evt.EVT_ESTABLISHED, self)
+
+    def next(self, index: int = 0) -> Any:
+        """The ``index``-th association accepted (the test fails if it does not come)."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self._accepted) > index, WAIT)
+            return self._accepted[index]

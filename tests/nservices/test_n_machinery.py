@@ -30,7 +30,7 @@ from dicomnet.plugins._n_engine import Rules, n_service_class, refusal
 from dicomnet.service import ServiceCall, ServiceClass
 from dicomnet.status import StatusTable
 
-from .conftest import WAIT, associate, serve
+from .conftest import WAIT, Established, associate, serve
 
 #: private SOP classes (under pydicom's test root) served by the test service class
 WIDGET = "1.2.826.0.1.3680043.8.498.77001.1"
@@ -526,15 +526,13 @@ def test_the_acceptor_notifies_the_requestor_on_its_association(make_ae: Any) ->
 
     notifier_status: list[Any] = []
 
-    def on_established(event: Any) -> None:
-        pass
-
+    established = Established()
     scp = make_ae("NOTIFIER", supported=[WIDGET], plugins=[TestPlugin()])
-    port = serve(scp, [(evt.EVT_N_ACTION, on_action)])
+    port = serve(scp, [(evt.EVT_N_ACTION, on_action), established.binding()])
     scu = make_ae("LISTENER", requested=[WIDGET], plugins=[TestPlugin()])
     assoc = associate(scu, port, "NOTIFIER", evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
     assert assoc.send_n_action(None, 1, WIDGET, generate_uid())[0].Status == 0
-    acceptor = scp.active_associations[0]
+    acceptor = established.next()
     # the acceptor is the SCP of the context (no role selection): it may still notify
     status, reply = acceptor.send_n_event_report(info(PatientID="P1"), 4, WIDGET, generate_uid())
     notifier_status.append(status)

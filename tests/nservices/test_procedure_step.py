@@ -29,7 +29,7 @@ from dicomnet.plugins.procedure_step import (
     may_no_longer_be_updated,
 )
 
-from .conftest import WAIT, associate, serve
+from .conftest import WAIT, Established, associate, serve
 
 
 class InformationSystem:
@@ -218,11 +218,12 @@ def test_the_scp_notifies_its_scu(make_ae: Any) -> None:
         arrived.set()
         return 0x0000, None
 
+    established = Established()
     ris = make_ae("RIS", supported=[MPPS_NOTIFICATION])
-    port = serve(ris)
+    port = serve(ris, [established.binding()])
     pacs = make_ae("PACS", requested=[MPPS_NOTIFICATION])
     assoc = associate(pacs, port, "RIS", evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
-    notifier = ris.active_associations[0]
+    notifier = established.next()
     uid = generate_uid()
     status, reply = notifier.send_n_event_report(None, EVENT_COMPLETED, MPPS_NOTIFICATION, uid)
     assert status.Status == 0x0000 and status.EventTypeID == EVENT_COMPLETED

@@ -38,7 +38,7 @@ from dicomnet.plugins.storage_commitment import (
     send_commitment_report,
 )
 
-from .conftest import WAIT, associate, serve
+from .conftest import WAIT, Established, associate, serve
 
 SC = STORAGE_COMMITMENT_PUSH_MODEL
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -74,7 +74,8 @@ class Setup:
         )
         self.archive = make_ae("ARCHIVE", supported=[SC], plugins=archive_plugins,
                                **archive_attributes)
-        self.archive_port = serve(self.archive, handlers)
+        self.established = Established()
+        self.archive_port = serve(self.archive, [*handlers, self.established.binding()])
 
     def on_report(self, event: Any) -> Any:
         """The modality's server: record which association brought the report."""
@@ -139,6 +140,46 @@ def test_report_on_a_new_association_when_the_scu_released(make_ae: Any) -> None
     assert len(result.committed) == 3
     # on the modality's server, as acceptor; the archive was granted the SCP role
     assert setup.report_associations == [(True, True, False)]
+
+
+def test_a_report_refused_on_the_request_association_comes_again_on_a_new_one(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SCU with no handler on the association of its request answers 0110H there (as
+    pynetdicom's do); it handles reports on the associations it accepts (PS3.4 J.3.3.1.3)."""
+    assoc = setup.associate()  # no EVT_N_EVENT_REPORT handler on it
+    with caplog.at_level(logging.INFO, "dicomnet.nservices"):
+        status, request = request_commitment(assoc, refs(*sorted(ARCHIVED)))
+        result = setup.results.wait(request.transaction_uid, WAIT)
+    assert status.Status == 0x0000
+    assert result is not None and result.success
+    assert setup.report_associations == [(True, True, False)]
+    assert "refused (0x0110)" in caplog.text
+    assoc.release()
+
+
+def test_a_refused_report_without_an_address_returns_the_refusal(
+    make_ae: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    reported: list[Any] = []
+    done = threading.Event()
+
+    def commit_and_keep(event: Any) -> Any:
+        reported.append(
+            send_commitment_report(event.assoc.ae, event.commitment.result(), "MODALITY",
+                                   assoc=event.assoc)
+        )
+        done.set()
+        return REPORT_LATER
+
+    setup = Setup(make_ae, [(EVT_STORAGE_COMMITMENT, commit_and_keep)])  # no destinations
+    assoc = setup.associate()
+    with caplog.at_level(logging.ERROR, "dicomnet.nservices"):
+        request_commitment(assoc, refs(MISSING))
+        assert done.wait(WAIT)
+    assoc.release()
+    assert [status.Status for status in reported] == [0x0110]
+    assert "address is unknown" in caplog.text
 
 
 def test_report_later_from_the_application(make_ae: Any) -> None:
@@ -305,7 +346,7 @@ def test_requests_are_checked_before_any_handler(setup: Setup) -> None:
 
 def test_the_scu_refuses_an_unknown_event_type(setup: Setup) -> None:
     assoc = setup.associate(evt_handlers=[(evt.EVT_N_EVENT_REPORT, setup.results)])
-    acceptor = setup.archive.active_associations[0]
+    acceptor = setup.established.next()
     info = CommitmentRequest.of(refs(MISSING)).result().to_dataset()
     status, _ = acceptor.send_n_event_report(info, 3, SC, PUSH_MODEL_INSTANCE)
     assert status.Status == 0x0113
