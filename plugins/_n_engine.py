@@ -588,7 +588,7 @@ def send_report(
     last response's status, or an empty Dataset when no response came (logged).
     """
     status: Dataset
-    first = Dataset()  # the answer on the association of the request, if any
+    first: Dataset = Dataset()  # the answer on the association of the request, if any
     if assoc is not None and assoc.is_established:
         try:
             first, _reply = assoc.send_n_event_report(
