@@ -1,0 +1,190 @@
+"""A DIMSE-N SCP with pynetdicom (run with the pynetdicom venv's python).
+
+usage: pynetdicom_nservice_scp.py AE_TITLE REPORT [SCU_PORT]
+
+Serves Modality Performed Procedure Step (N-CREATE, N-SET; Retrieve: N-GET),
+Instance Availability Notification (N-CREATE) and Storage Commitment Push Model
+(N-ACTION). Listens on a free loopback port and prints ``listening on port N``;
+shuts down when its standard input closes. Prints one JSON object per request
+served (``{"op": "N-CREATE", ...}``) and per commitment report sent.
+
+MPPS steps live in memory: N-CREATE of a known UID is 0111H, N-SET or N-GET of
+an unknown one 0112H, N-SET of a step no longer IN PROGRESS 0110H. Storage
+Commitment commits the instances whose SOP Instance UID does not end in
+``.99`` (those fail with 0112H), then reports, after the N-ACTION response:
+
+* REPORT ``same`` -- on the association of the request;
+* REPORT ``new`` -- once that association is released, on a new association
+  to 127.0.0.1:SCU_PORT (called AE title: the requestor's), proposing the SCP
+  role for itself (PS3.4 J.3.3.1.3).
+"""
+
+import json
+import sys
+import threading
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import (
+    InstanceAvailabilityNotification,
+    ModalityPerformedProcedureStep,
+    ModalityPerformedProcedureStepRetrieve,
+    StorageCommitmentPushModel,
+)
+
+INSTANCE = "1.2.840.10008.1.20.1.1"
+
+
+def say(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def main(argv):
+    ae_title, report = argv[1], argv[2]
+    scu_port = int(argv[3]) if len(argv) > 3 else None
+    steps = {}
+    ae = AE(ae_title=ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    for uid in (
+        ModalityPerformedProcedureStep,
+        ModalityPerformedProcedureStepRetrieve,
+        InstanceAvailabilityNotification,
+        StorageCommitmentPushModel,
+    ):
+        ae.add_supported_context(uid)
+
+    def on_create(event):
+        attributes = event.attribute_list
+        uid = event.request.AffectedSOPInstanceUID
+        say(op="N-CREATE", sop_class=event.request.AffectedSOPClassUID, uid=uid,
+            patient=str(attributes.get("PatientName", "")),
+            state=attributes.get("PerformedProcedureStepStatus"))
+        if event.request.AffectedSOPClassUID == InstanceAvailabilityNotification:
+            return 0x0000, None
+        if uid in steps:
+            return 0x0111, None
+        steps[uid] = attributes
+        return 0x0000, attributes
+
+    def on_set(event):
+        uid = event.request.RequestedSOPInstanceUID
+        changes = event.modification_list
+        say(op="N-SET", uid=uid, state=changes.get("PerformedProcedureStepStatus"))
+        step = steps.get(uid)
+        if step is None:
+            return 0x0112, None
+        if step.PerformedProcedureStepStatus != "IN PROGRESS":
+            status = Dataset()
+            status.Status = 0x0110
+            status.ErrorComment = "Performed Procedure Step Object may no longer be updated"
+            status.ErrorID = 0xA710
+            return status, None
+        step.update(changes)
+        return 0x0000, changes
+
+    def on_get(event):
+        uid = event.request.RequestedSOPInstanceUID
+        say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
+        step = steps.get(uid)
+        if step is None:
+            return 0x0112, None
+        answer = Dataset()
+        for tag in event.attribute_identifiers:
+            if tag in step:
+                answer[tag] = step[tag]
+        return 0x0000, answer
+
+    released = {}  # id(association) -> set when it is released
+    answered = {}  # id(association) -> set once its N-ACTION-RSP is on the wire
+    armed = set()
+
+    def on_released(event):
+        flag = released.get(id(event.assoc))
+        if flag is not None:
+            flag.set()
+
+    def on_dimse_sent(event):
+        if type(event.message).__name__ == "N_ACTION_RSP":
+            armed.add(id(event.assoc))
+
+    def on_data_sent(event):
+        # the first write after the N-ACTION-RSP was handed over is that response
+        if id(event.assoc) in armed:
+            armed.discard(id(event.assoc))
+            answered.setdefault(id(event.assoc), threading.Event()).set()
+
+    def on_action(event):
+        info = event.action_information
+        say(op="N-ACTION", action=event.action_type, transaction=info.TransactionUID)
+        result = Dataset()
+        result.TransactionUID = info.TransactionUID
+        committed, failed = [], []
+        for ref in info.ReferencedSOPSequence:
+            item = Dataset()
+            item.ReferencedSOPClassUID = ref.ReferencedSOPClassUID
+            item.ReferencedSOPInstanceUID = ref.ReferencedSOPInstanceUID
+            if ref.ReferencedSOPInstanceUID.endswith(".99"):
+                item.FailureReason = 0x0112
+                failed.append(item)
+            else:
+                committed.append(item)
+        if committed:
+            result.ReferencedSOPSequence = committed
+        if failed:
+            result.FailedSOPSequence = failed
+        event_type = 2 if failed else 1
+        assoc = event.assoc
+        calling = assoc.requestor.ae_title
+        flag = released.setdefault(id(assoc), threading.Event())
+        sent = answered.setdefault(id(assoc), threading.Event())
+
+        def send_report():
+            sent.wait(20)
+            sent.clear()
+            if report == "same":
+                status, _ = assoc.send_n_event_report(
+                    result, event_type, StorageCommitmentPushModel, INSTANCE
+                )
+                say(op="report", where="same", status=status.get("Status"))
+                return
+            flag.wait(20)  # the SCU released the association of the request
+            other = ae.associate(
+                "127.0.0.1", scu_port, ae_title=calling,
+                ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)],
+            )
+            if not other.is_established:
+                say(op="report", where="new", status=None)
+                return
+            status, _ = other.send_n_event_report(
+                result, event_type, StorageCommitmentPushModel, INSTANCE
+            )
+            say(op="report", where="new", status=status.get("Status"))
+            other.release()
+
+        # after the N-ACTION response has gone out
+        threading.Thread(target=send_report, daemon=True).start()
+        return 0x0000, None
+
+    if scu_port is not None:
+        ae.add_requested_context(StorageCommitmentPushModel)
+    server = ae.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[
+            (evt.EVT_N_CREATE, on_create),
+            (evt.EVT_N_SET, on_set),
+            (evt.EVT_N_GET, on_get),
+            (evt.EVT_N_ACTION, on_action),
+            (evt.EVT_RELEASED, on_released),
+            (evt.EVT_DIMSE_SENT, on_dimse_sent),
+            (evt.EVT_DATA_SENT, on_data_sent),
+        ],
+    )
+    print(f"listening on port {server.server_address[1]}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,482 @@
+"""DIMSE-N services with real peers (PS3.7 10; PS3.4 F, J, R).
+
+Each service dicomnet implements, in both directions against pynetdicom 3.0.4
+(scripts in ``scripts/``, run with the pynetdicom venv's python):
+
+* Modality Performed Procedure Step (N-CREATE, N-SET, N-GET and the refusals
+  PS3.4 F.7.2 asks for);
+* Instance Availability Notification (N-CREATE);
+* Storage Commitment Push Model (N-ACTION, and the N-EVENT-REPORT on the
+  association of the request and on a new one the SCP opens, proposing the
+  SCP role);
+
+and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
+commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
+asking dicomnet. A missing peer skips the test (fails it under
+``DICOMNET_REQUIRE_PEERS=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from dicomnet import AE, evt
+from dicomnet.plugins.instance_availability import (
+    INSTANCE_AVAILABILITY_NOTIFICATION,
+    availability_notification,
+)
+from dicomnet.plugins.procedure_step import (
+    COMPLETED,
+    IN_PROGRESS,
+    MPPS,
+    MPPS_RETRIEVE,
+    may_no_longer_be_updated,
+)
+from dicomnet.plugins.storage_commitment import (
+    EVENT_FAILURES_EXIST,
+    EVT_STORAGE_COMMITMENT,
+    STORAGE_COMMITMENT_PUSH_MODEL,
+    CommitmentResults,
+    FailedReference,
+    request_commitment,
+)
+from tests.interop.peers import (
+    Orthanc,
+    PeerGroup,
+    describe,
+    python_runner,
+    run_client,
+    watch,
+)
+
+pytestmark = pytest.mark.interop
+
+SCRIPTS = Path(__file__).parent / "scripts"
+SC = STORAGE_COMMITMENT_PUSH_MODEL
+IAN = INSTANCE_AVAILABILITY_NOTIFICATION
+CT = "1.2.840.10008.5.1.4.1.1.2"
+#: the instances the pynetdicom SCU asks to commit (scripts/pynetdicom_nservice_scu.py)
+ROOT = "1.2.826.0.1.3680043.8.498.66001"
+SCP_AET = "DICOMNET-SCP"
+SCU_AET = "DICOMNET-SCU"
+PYNETDICOM_SCU = "PYNETDICOM-SCU"
+PYNETDICOM_SCP = "PYNETDICOM-SCP"
+WAIT = 20.0
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects a script printed, one per line."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def by_op(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {obj["op"]: obj for obj in objects}
+
+
+def dicomnet_ae(title: str, *, requested: tuple[str, ...] = (),
+                supported: tuple[Any, ...] = ()) -> Any:
+    ae = AE(title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = WAIT
+    for uid in requested:
+        ae.add_requested_context(uid)
+    for entry in supported:
+        if isinstance(entry, tuple):
+            ae.add_supported_context(entry[0], scu_role=entry[1], scp_role=entry[2])
+        else:
+            ae.add_supported_context(entry)
+    return ae
+
+
+@pytest.fixture
+def aes() -> Iterator[list[Any]]:
+    """AEs a test makes; all shut down at teardown (servers and associations with them)."""
+    made: list[Any] = []
+    yield made
+    for ae in reversed(made):
+        ae.shutdown()
+
+
+def serve(ae: Any, handlers: list[Any]) -> int:
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    return int(server.server_address[1])
+
+
+# -- a dicomnet information system and archive -----------------------------------------------
+
+
+class InformationSystem:
+    """MPPS SCP keeping the steps in memory; IAN SCP recording notifications."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, Dataset] = {}
+        self.notifications: list[Dataset] = []
+
+    def on_create(self, event: Any) -> Any:
+        if event.request.AffectedSOPClassUID == IAN:
+            self.notifications.append(event.attribute_list)
+            return 0x0000, None
+        uid = event.request.AffectedSOPInstanceUID
+        if uid in self.steps:
+            return 0x0111, None
+        self.steps[uid] = event.attribute_list
+        return 0x0000, None
+
+    def on_set(self, event: Any) -> Any:
+        step = self.steps.get(event.request.RequestedSOPInstanceUID)
+        if step is None:
+            return 0x0112, None
+        if step.PerformedProcedureStepStatus != IN_PROGRESS:
+            return may_no_longer_be_updated(), None
+        step.update(event.modification_list)
+        return 0x0000, None
+
+    def on_get(self, event: Any) -> Any:
+        step = self.steps.get(event.request.RequestedSOPInstanceUID)
+        if step is None:
+            return 0x0112, None
+        answer = Dataset()
+        for tag in event.attribute_identifiers:
+            if tag in step:
+                answer[tag] = step[tag]
+        return 0x0000, answer
+
+    def handlers(self) -> list[Any]:
+        return [
+            (evt.EVT_N_CREATE, self.on_create),
+            (evt.EVT_N_SET, self.on_set),
+            (evt.EVT_N_GET, self.on_get),
+        ]
+
+
+def commit_all_but_99(event: Any) -> Any:
+    """An archive's EVT_STORAGE_COMMITMENT handler: UIDs ending in .99 are not held."""
+    commitment = event.commitment
+    return commitment.result(
+        failed={r.sop_instance_uid: 0x0112 for r in commitment.references
+                if r.sop_instance_uid.endswith(".99")}
+    )
+
+
+# -- pynetdicom SCU -> dicomnet SCP --------------------------------------------------------------
+
+
+def test_pynetdicom_mpps_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    system = InformationSystem()
+    scp = dicomnet_ae(SCP_AET, supported=(MPPS, MPPS_RETRIEVE))
+    aes.append(scp)
+    port = serve(scp, system.handlers())
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "mpps", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    uid = ops["N-CREATE"]["uid"]
+    assert ops["N-CREATE"]["status"] == 0x0000, describe(result)
+    assert ops["N-SET"]["status"] == 0x0000
+    assert ops["N-GET"]["status"] == 0x0000
+    assert ops["N-GET"]["state"] == COMPLETED and ops["N-GET"]["patient"] == "Doe^Jane"
+    assert ops["N-CREATE-completed"]["status"] == 0x0106  # PS3.4 F.7.2.1.3
+    assert ops["N-CREATE-completed"]["reply"] is False
+    assert ops["N-SET-again"]["status"] == 0x0110  # PS3.4 F.7.2.2.3
+    assert ops["N-SET-again"]["ErrorID"] == 0xA710
+    assert ops["N-GET-on-mpps"]["status"] == 0x0211
+    assert list(system.steps) == [uid]
+    assert system.steps[uid].PerformedProcedureStepStatus == COMPLETED
+
+
+def test_pynetdicom_ian_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    system = InformationSystem()
+    scp = dicomnet_ae(SCP_AET, supported=(IAN,))
+    aes.append(scp)
+    port = serve(scp, system.handlers())
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "ian", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    assert ops["N-CREATE"]["status"] == 0x0000, describe(result)
+    assert ops["N-SET"]["status"] == 0x0211  # N-CREATE is IAN's only operation
+    (notification,) = system.notifications
+    assert notification.StudyInstanceUID == ROOT
+    ref = notification.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == ROOT + ".1.1" and ref.InstanceAvailability == "ONLINE"
+
+
+def _expected_commitment(report: dict[str, Any]) -> None:
+    assert report["event_type"] == EVENT_FAILURES_EXIST
+    assert sorted(report["committed"]) == [ROOT + ".1", ROOT + ".2"]
+    assert report["failed"] == [[ROOT + ".99", 0x0112]]
+
+
+def test_pynetdicom_commitment_to_dicomnet_reported_on_the_same_association(
+    pynetdicom_python: str, aes: list[Any]
+) -> None:
+    scp = dicomnet_ae(SCP_AET, supported=(SC,))
+    aes.append(scp)
+    port = serve(scp, [(EVT_STORAGE_COMMITMENT, commit_all_but_99)])
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "commit-same", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    assert ops["N-ACTION"]["status"] == 0x0000, describe(result)
+    report = ops["N-EVENT-REPORT"]
+    assert report.get("status", 0) is not None, describe(result)
+    assert report["transaction"] == ops["N-ACTION"]["transaction"]
+    assert report["on_requestor"] is True
+    _expected_commitment(report)
+
+
+def test_pynetdicom_commitment_to_dicomnet_reported_on_a_new_association(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp = dicomnet_ae(SCP_AET, supported=(SC,))
+    aes.append(scp)
+    port = serve(scp, [(EVT_STORAGE_COMMITMENT, commit_all_but_99)])
+    scu = peers.start(
+        python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET, "commit-new",
+                      python=pynetdicom_python),
+        name="pynetdicom SCU",
+        stdin=True,
+    )
+    report_port = int(scu.wait_for_line(r"listening on port (\d+)").group(1))
+    scp.report_destinations = {PYNETDICOM_SCU: ("127.0.0.1", report_port)}
+    scu.write_stdin("go\n")
+    scu.wait_for_line(r'"op": "N-EVENT-REPORT"', WAIT)
+    assert scu.wait() == 0, scu.output()
+    ops = by_op(lines("\n".join(scu.stdout_lines)))
+    assert ops["N-ACTION"]["status"] == 0x0000, scu.output()
+    report = ops["N-EVENT-REPORT"]
+    assert report.get("status", 0) is not None, scu.output()
+    assert report["on_requestor"] is False  # on the association dicomnet opened
+    _expected_commitment(report)
+
+
+# -- dicomnet SCU -> pynetdicom SCP --------------------------------------------------------------
+
+
+def start_pynetdicom_scp(
+    peers: PeerGroup, python: str, report: str, scu_port: int | None = None
+) -> tuple[Any, int]:
+    args: list[Any] = [PYNETDICOM_SCP, report]
+    if scu_port is not None:
+        args.append(scu_port)
+    proc = peers.start(
+        python_runner(SCRIPTS / "pynetdicom_nservice_scp.py", *args, python=python),
+        name="pynetdicom SCP",
+        stdin=True,
+    )
+    return proc, int(proc.wait_for_line(r"listening on port (\d+)").group(1))
+
+
+def test_dicomnet_mpps_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(MPPS, MPPS_RETRIEVE))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    uid = generate_uid()
+    step = Dataset()
+    step.PatientName = "Doe^John"
+    step.PerformedProcedureStepStatus = IN_PROGRESS
+    status, attributes = assoc.send_n_create(step, MPPS, uid)
+    assert status.Status == 0x0000 and status.AffectedSOPInstanceUID == uid
+    assert attributes.PatientName == "Doe^John"  # pynetdicom's SCP echoes the list
+    assert assoc.send_n_create(step, MPPS, uid)[0].Status == 0x0111
+    done = Dataset()
+    done.PerformedProcedureStepStatus = COMPLETED
+    status, attributes = assoc.send_n_set(done, MPPS, uid)
+    assert status.Status == 0x0000 and attributes.PerformedProcedureStepStatus == COMPLETED
+    status, attributes = assoc.send_n_get([0x00400252, 0x00100010], MPPS_RETRIEVE, uid)
+    assert status.Status == 0x0000
+    assert attributes.PerformedProcedureStepStatus == COMPLETED
+    assert attributes.PatientName == "Doe^John"
+    status, attributes = assoc.send_n_set(done, MPPS, uid)
+    assert status.Status == 0x0110 and status.ErrorID == 0xA710 and attributes is None
+    assert assoc.send_n_get([], MPPS_RETRIEVE, generate_uid())[0].Status == 0x0112
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    ops = [obj["op"] for obj in lines("\n".join(scp.stdout_lines))]
+    assert ops == ["N-CREATE", "N-CREATE", "N-SET", "N-GET", "N-SET", "N-GET"]
+
+
+def test_dicomnet_ian_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(IAN,))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    ds = Dataset()
+    ds.StudyInstanceUID = ROOT
+    ds.SeriesInstanceUID = ROOT + ".1"
+    ds.SOPClassUID = CT
+    ds.SOPInstanceUID = ROOT + ".1.1"
+    uid = generate_uid()
+    status, _ = assoc.send_n_create(availability_notification([ds], SCU_AET), IAN, uid)
+    assert status.Status == 0x0000
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    (created,) = lines("\n".join(scp.stdout_lines))
+    assert created["op"] == "N-CREATE" and created["uid"] == uid and created["sop_class"] == IAN
+
+
+def test_dicomnet_commitment_to_pynetdicom_reported_on_the_same_association(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    results = CommitmentResults()
+    scu = dicomnet_ae(SCU_AET, requested=(SC,))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP,
+                          evt_handlers=[(evt.EVT_N_EVENT_REPORT, results)])
+    assert assoc.is_established, scp.output()
+    status, request = request_commitment(
+        assoc, [(CT, ROOT + ".1"), (CT, ROOT + ".2"), (CT, ROOT + ".99")]
+    )
+    assert status.Status == 0x0000
+    result = results.wait(request.transaction_uid, WAIT)
+    assert result is not None, scp.output()
+    assert sorted(r.sop_instance_uid for r in result.committed) == [ROOT + ".1", ROOT + ".2"]
+    assert result.failed == (FailedReference(CT, ROOT + ".99", 0x0112),)
+    scp.wait_for_line(r'"op": "report", "where": "same", "status": 0')
+    assoc.release()
+
+
+def test_dicomnet_commitment_to_pynetdicom_reported_on_a_new_association(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    results = CommitmentResults()
+    scu = dicomnet_ae(SCU_AET, requested=(SC,), supported=((SC, False, True),))
+    aes.append(scu)
+    report_port = serve(scu, [(evt.EVT_N_EVENT_REPORT, results)])
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "new", report_port)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    status, request = request_commitment(assoc, [(CT, ROOT + ".1"), (CT, ROOT + ".99")])
+    assert status.Status == 0x0000
+    assoc.release()
+    result = results.wait(request.transaction_uid, WAIT)
+    assert result is not None, scp.output()
+    assert [r.sop_instance_uid for r in result.committed] == [ROOT + ".1"]
+    assert result.failed == (FailedReference(CT, ROOT + ".99", 0x0112),)
+    scp.wait_for_line(r'"op": "report", "where": "new", "status": 0')
+
+
+# -- Orthanc -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def orthanc_instances() -> Iterator[tuple[PeerGroup, dict[str, Orthanc]]]:
+    """One Orthanc for the whole module (Orthanc takes seconds to stop)."""
+    group = PeerGroup()
+    try:
+        yield group, {}
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture
+def orthanc_factory(
+    request: pytest.FixtureRequest,
+    orthanc_binary: str,
+    orthanc_instances: tuple[PeerGroup, dict[str, Orthanc]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Orthanc:
+    """The module's Orthanc, emptied (the name keeps its users out of the leak check:
+    its pipes outlive the test on purpose, see tests/interop/conftest.py)."""
+    group, instances = orthanc_instances
+    if "default" not in instances:
+        instances["default"] = Orthanc(group, orthanc_binary, tmp_path_factory.mktemp("orthanc"))
+    orthanc = instances["default"]
+    orthanc.clear()
+    watch(request.node, orthanc.proc)
+    return orthanc
+
+
+def ct_instance() -> Dataset:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SOPClassUID = CT
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "COMMIT-1"
+    ds.PatientName = "Commit^Me"
+    ds.Modality = "CT"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def test_dicomnet_commitment_to_orthanc(orthanc_factory: Orthanc, aes: list[Any]) -> None:
+    """Orthanc, as SCP, reports on a new association to the modality it knows."""
+    orthanc = orthanc_factory
+    results = CommitmentResults()
+    scu = dicomnet_ae(SCU_AET, requested=(SC, CT), supported=((SC, False, True),))
+    aes.append(scu)
+    report_port = serve(scu, [(evt.EVT_N_EVENT_REPORT, results)])
+    code, body = orthanc.rest("PUT", "/modalities/dicomnet",
+                              {"AET": SCU_AET, "Host": "127.0.0.1", "Port": report_port})
+    assert code == 200, body
+    assoc = scu.associate("127.0.0.1", orthanc.dicom_port, ae_title=Orthanc.AET,
+                          evt_handlers=[(evt.EVT_N_EVENT_REPORT, results)])
+    assert assoc.is_established, orthanc.proc.output()
+    stored = ct_instance()
+    assert assoc.send_c_store(stored).Status == 0x0000
+    missing = (CT, generate_uid())
+    status, request = request_commitment(assoc, [stored, missing])
+    assert status.Status == 0x0000
+    result = results.wait(request.transaction_uid, WAIT)
+    assoc.release()
+    assert result is not None, orthanc.proc.output()
+    assert [r.sop_instance_uid for r in result.committed] == [stored.SOPInstanceUID]
+    assert [(r.sop_instance_uid, r.failure_reason) for r in result.failed] == [
+        (missing[1], 0x0112)
+    ]
+
+
+def test_orthanc_commitment_to_dicomnet(orthanc_factory: Orthanc, aes: list[Any]) -> None:
+    """Orthanc, as SCU, releases after the N-ACTION-RSP: dicomnet reports on a new
+    association to Orthanc's DICOM port."""
+    orthanc = orthanc_factory
+    scp = dicomnet_ae(SCP_AET, supported=(SC,))
+    aes.append(scp)
+    scp.report_destinations = {Orthanc.AET: ("127.0.0.1", orthanc.dicom_port)}
+    port = serve(scp, [(EVT_STORAGE_COMMITMENT, commit_all_but_99)])
+    code, body = orthanc.rest("PUT", "/modalities/archive",
+                              {"AET": SCP_AET, "Host": "127.0.0.1", "Port": port})
+    assert code == 200, body
+    serial = uuid.uuid4().int % 10**12
+    kept, lost = f"{ROOT}.{serial}.1", f"{ROOT}.{serial}.99"
+    code, job = orthanc.rest("POST", "/modalities/archive/storage-commitment", {
+        "DicomInstances": [[CT, kept], {"SOPClassUID": CT, "SOPInstanceUID": lost}],
+        "Timeout": 10,
+    })
+    assert code == 200, job
+    deadline = time.monotonic() + WAIT
+    while True:  # Orthanc's REST API offers no way to wait for the report
+        code, report = orthanc.rest("GET", job["Path"])
+        assert code == 200, report
+        if report["Status"] != "Pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert report["Status"] == "Failure", (report, orthanc.proc.output())
+    assert report["RemoteAET"] == SCP_AET
+    assert [item["SOPInstanceUID"] for item in report["Success"]] == [kept]
+    assert [(item["SOPInstanceUID"], item["FailureReason"]) for item in report["Failures"]] == [
+        (lost, 0x0112)
+    ]
