@@ -14,8 +14,9 @@ One thread per association, no polling and no queues between layers: the
 thread receives straight into the framing buffer what has arrived (one
 ``recv`` on a non-blocking socket), blocks in ``select`` with the kernel's
 next deadline as its timeout only when nothing has, and runs the kernel,
-taking received P-DATA-TF bodies in batches (``UpperLayer.next_pdata``) and
-streaming a data set's fragments straight to its sink. Writes happen in
+taking received P-DATA-TF bodies in batches (``UpperLayer.next_pdata``), the
+body of a long one in pieces as it arrives (``UpperLayer.next_pdata_part``),
+and streaming a data set's fragments straight to its sink. Writes happen in
 whichever thread has something to send, one ``sendmsg`` per batch of PDUs,
 serialised per DIMSE message so that messages never interleave.
 
@@ -120,6 +121,11 @@ __all__ = ["Association", "ServiceUser"]
 LOGGER = logging.getLogger("dicomnet.assoc")
 
 _monotonic = time.monotonic
+
+#: P-DATA-TF PDUs longer than this are received in pieces as they arrive
+#: (``UpperLayer.next_pdata_part``): a data set is written while the rest of its
+#: PDU is on the wire, and a read holds a receive chunk, not a whole PDU
+STREAM_PDATA_OVER = 64 * 1024
 
 
 class ServiceUser:
@@ -358,6 +364,7 @@ class Association(threading.Thread):
             ),
             acse_timeout=self.acse_timeout,
             network_timeout=self.network_timeout,
+            stream_pdata_over=STREAM_PDATA_OVER,
         )
         with self._lock:  # abort() decides under the lock whether there is a UL to abort
             self._ul = ul
@@ -408,15 +415,23 @@ class Association(threading.Thread):
         lock = self._lock
         on_pdata = self._on_pdata
         while True:
-            # P-DATA-TF bodies in batches (no event object per PDU), anything else
-            # one event at a time; both in the order received.
+            # P-DATA-TF bodies in batches (no event object per PDU), a long one in
+            # pieces as it arrives, anything else one event at a time; all in the
+            # order received.
+            part = event = None
             with lock:
                 bodies = ul.next_pdata()
-                event = None if bodies else ul.next_event()
+                if not bodies:
+                    part = ul.next_pdata_part()
+                    if part is None:
+                        event = ul.next_event()
             if bodies:
                 for body in bodies:
                     if not on_pdata(body):
                         break  # aborted: the kernel ignores the rest (AA-6 in Sta13)
+                continue
+            if part is not None:
+                self._on_pdata_part(part[0], part[1])
                 continue
             if event is None:
                 break
@@ -480,6 +495,19 @@ class Association(threading.Thread):
         for dimse_event in dimse_events:
             self._on_dimse_event(dimse_event)
         return True
+
+    def _on_pdata_part(self, piece: memoryview, left: int) -> None:
+        """A piece of a long P-DATA-TF body as it arrives: its data go to the sink at once."""
+        try:
+            dimse_events = self._assembler.receive_part(piece, left)
+        except RemoteProtocolError as exc:
+            LOGGER.error("DIMSE protocol error from the peer: %s", exc)
+            with self._lock:
+                assert self._ul is not None
+                self._ul.protocol_error(exc)  # the rest of the PDU is ignored (AA-6)
+            return
+        for dimse_event in dimse_events:
+            self._on_dimse_event(dimse_event)
 
     def _on_ul_event(self, event: ULEvent) -> None:
         if type(event) is PDataReceived:

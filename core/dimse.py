@@ -12,7 +12,12 @@ PDV each, ready for ``UpperLayer.send_pdata`` and one ``sendmsg``.
 Receiving: :class:`MessageAssembler` turns the variable fields of received
 P-DATA-TF PDUs into :class:`CommandReceived` and :class:`DatasetFragment`
 events, and checks the ordering rules above; a violation raises
-:class:`~dicomnet.errors.RemoteProtocolError` carrying the A-ABORT reason.
+:class:`~dicomnet.errors.RemoteProtocolError` carrying the A-ABORT reason. A
+long P-DATA-TF can be fed in pieces as it arrives
+(:meth:`MessageAssembler.receive_part`): a data PDV then comes out as several
+fragments, the last one flagged only once the PDV's last byte is in, and the
+PDV structure is checked as the pieces come (a PDV that runs past the end of
+its PDU is refused at its header).
 
 This module owns no I/O and keeps one rule: data-set bytes are never copied.
 Outgoing fragments are memoryview slices of the caller's buffer or chunks
@@ -32,7 +37,7 @@ from typing import Any, NamedTuple, cast
 import attrs
 
 from .dimse_messages import DimseMessage, decode_command, encode_command
-from .errors import AbortReason, LocalProtocolError, RemoteProtocolError
+from .errors import AbortReason, LocalProtocolError, PDUDecodeError, RemoteProtocolError
 from .pdu import iter_pdvs, pdata_header
 
 __all__ = [
@@ -264,7 +269,8 @@ class CommandReceived:
 
 
 class DatasetFragment(NamedTuple):
-    """One data-set PDV: a view of the received PDU (a tuple, not an object per fragment)."""
+    """A data-set PDV, or a piece of one: a view of the received PDU (a tuple, not an
+    object per fragment). ``is_last``: the data set ends with it."""
 
     context_id: int
     data: memoryview
@@ -297,13 +303,29 @@ class MessageAssembler:
     * if :attr:`accepted_context_ids` is set, every PDV is on one of those
       contexts (*invalid PDU parameter value*);
     * a command set is at most :data:`MAX_COMMAND_LENGTH` bytes and decodes
-      (see :func:`~dicomnet.dimse_messages.decode_command`).
+      (see :func:`~dicomnet.dimse_messages.decode_command`);
+    * the PDVs fill the P-DATA-TF exactly (see :func:`~dicomnet.pdu.iter_pdvs`;
+      *invalid PDU parameter value*).
+
+    A body can also be fed in pieces as it arrives, with :meth:`receive_part`;
+    the rules are the same, each checked as soon as the bytes it needs are in.
 
     After an error the assembler's state is undefined: the association is to
     be aborted.
     """
 
-    __slots__ = ("_command", "_command_length", "_context", "_expect_data", "accepted_context_ids")
+    __slots__ = (
+        "_command",
+        "_command_length",
+        "_context",
+        "_expect_data",
+        "_head",
+        "_part_open",
+        "_pdv_context",
+        "_pdv_control",
+        "_pdv_left",
+        "accepted_context_ids",
+    )
 
     def __init__(self, accepted_context_ids: Collection[int] | None = None) -> None:
         #: The presentation context IDs accepted during negotiation (known only
@@ -313,6 +335,13 @@ class MessageAssembler:
         self._command_length = 0
         self._context = 0  # context of the message being received, 0 between messages
         self._expect_data = False
+        # a body fed in pieces (receive_part): whether one is open, what has arrived
+        # of a PDV item header cut by a piece boundary, and the PDV being received
+        self._part_open = False
+        self._head = bytearray()
+        self._pdv_context = 0
+        self._pdv_control = 0
+        self._pdv_left = 0  # data bytes of that PDV still to come
 
     @property
     def in_message(self) -> bool:
@@ -331,7 +360,7 @@ class MessageAssembler:
         nothing, for anything else; then call :meth:`receive`, which applies every
         rule. Saves the generator, the list and the tuple per PDU.
         """
-        if not self._expect_data or len(body) < _PDV_OVERHEAD:
+        if not self._expect_data or len(body) < _PDV_OVERHEAD or self._part_open:
             return None
         length, context_id, control = _unpack_pdv_header(body)
         if length + 4 != len(body) or context_id != self._context or control & _COMMAND:
@@ -344,33 +373,15 @@ class MessageAssembler:
 
     def receive(self, body: memoryview) -> list[DimseEvent]:
         """Events for the PDVs of one P-DATA-TF variable field, in order."""
+        if self._part_open:
+            raise LocalProtocolError("a P-DATA-TF fed with receive_part() is not finished")
         events: list[DimseEvent] = []
-        accepted = self.accepted_context_ids
         for context_id, control, data in iter_pdvs(body):
-            if accepted is not None and context_id not in accepted:
-                raise _invalid(
-                    f"PDV on presentation context {context_id}, which is not an accepted one"
-                )
-            current = self._context
-            if current and context_id != current:
-                raise _unexpected(
-                    f"PDV on presentation context {context_id} while a message on context "
-                    f"{current} is incomplete"
-                )
+            self._check_pdv(context_id, control, len(data))
             is_last = bool(control & _LAST)
             if control & _COMMAND:
-                if self._expect_data:
-                    raise _unexpected(
-                        f"command fragment on context {context_id} while the data set of the "
-                        "previous command is expected"
-                    )
                 if not is_last or self._command:
                     self._command_length += len(data)
-                    if self._command_length > MAX_COMMAND_LENGTH:
-                        raise _invalid(
-                            f"command set on context {context_id} exceeds "
-                            f"{MAX_COMMAND_LENGTH} bytes"
-                        )
                     self._command.append(bytes(data))
                 if not is_last:
                     self._context = context_id
@@ -380,26 +391,143 @@ class MessageAssembler:
                     raw = b"".join(self._command)
                     self._command = []
                     self._command_length = 0
-                message, has_dataset = decode_command(raw)
-                events.append(CommandReceived(context_id, message, has_dataset))
-                self._expect_data = has_dataset
-                self._context = context_id if has_dataset else 0
+                self._command_received(context_id, raw, events)
             else:
-                if not self._expect_data:
-                    if self._command:
-                        raise _unexpected(
-                            f"data set fragment on context {context_id} before the command set "
-                            "is complete"
-                        )
-                    raise _unexpected(
-                        f"data set fragment on context {context_id} but no data set is expected "
-                        "(no command, or the command announced none)"
-                    )
                 events.append(DatasetFragment(context_id, data, is_last))
                 if is_last:
                     self._expect_data = False
                     self._context = 0
         return events
+
+    def receive_part(self, piece: memoryview, left: int) -> list[DimseEvent]:
+        """Events for the next piece of a P-DATA-TF variable field fed as it arrives.
+
+        ``left`` is how many bytes of the same variable field follow ``piece``
+        (``UpperLayer.next_pdata_part`` gives both): the field ends with the
+        piece whose ``left`` is 0, and the next piece begins another one. A
+        whole field (the first piece, with ``left`` 0) is :meth:`receive`'s.
+
+        A data PDV comes out as one :class:`DatasetFragment` per piece it
+        spans, each a view of its piece; only the one holding the PDV's last
+        byte can have ``is_last`` set. A command PDV is gathered until its last
+        byte (it is small: :data:`MAX_COMMAND_LENGTH`). Each rule of the class
+        is checked as soon as it can be: the ordering rules and the length of
+        a PDV -- it must fit in what is left of its P-DATA-TF -- when the PDV
+        item header has arrived, the end of the field when ``left`` is 0.
+        """
+        if not self._part_open:
+            if not left:
+                return self.receive(piece)
+            self._part_open = True
+        events: list[DimseEvent] = []
+        end = len(piece)
+        position = 0
+        while position < end:
+            pdv_left = self._pdv_left
+            if pdv_left:
+                stop = position + pdv_left if pdv_left < end - position else end
+                self._pdv_left = pdv_left - (stop - position)
+                self._pdv_data(piece[position:stop], events)
+                position = stop
+                continue
+            head = self._head
+            if not head and end - position >= _PDV_OVERHEAD:
+                length, context_id, control = _unpack_pdv_header(piece, position)
+                position += _PDV_OVERHEAD
+            else:  # an item header cut by the end of a piece
+                take = min(_PDV_OVERHEAD - len(head), end - position)
+                head += piece[position : position + take]
+                position += take
+                if len(head) < _PDV_OVERHEAD:
+                    break
+                length, context_id, control = _unpack_pdv_header(head)
+                head.clear()
+            room = end - position + left  # bytes of the P-DATA-TF after this PDV header
+            if length < 2 or length - 2 > room:
+                raise PDUDecodeError(
+                    f"PDV item length {length} does not fit the {room + 2} bytes left",
+                    field="P-DATA-TF",
+                )
+            self._check_pdv(context_id, control, length - 2)
+            self._pdv_context = context_id
+            self._pdv_control = control
+            self._pdv_left = length - 2
+            if length == 2:  # an empty PDV: its last byte is in
+                self._pdv_data(piece[position:position], events)
+        if not left:
+            self._part_open = False
+            if self._head:
+                count = len(self._head)
+                self._head.clear()
+                raise PDUDecodeError(
+                    f"{count} trailing byte(s), too short for a PDV header", field="P-DATA-TF"
+                )
+        return events
+
+    def _check_pdv(self, context_id: int, control: int, size: int) -> None:
+        """The rules a PDV must keep, known from its item header (``size``: its data bytes)."""
+        accepted = self.accepted_context_ids
+        if accepted is not None and context_id not in accepted:
+            raise _invalid(
+                f"PDV on presentation context {context_id}, which is not an accepted one"
+            )
+        current = self._context
+        if current and context_id != current:
+            raise _unexpected(
+                f"PDV on presentation context {context_id} while a message on context "
+                f"{current} is incomplete"
+            )
+        if control & _COMMAND:
+            if self._expect_data:
+                raise _unexpected(
+                    f"command fragment on context {context_id} while the data set of the "
+                    "previous command is expected"
+                )
+            if self._command_length + size > MAX_COMMAND_LENGTH:
+                raise _invalid(
+                    f"command set on context {context_id} exceeds {MAX_COMMAND_LENGTH} bytes"
+                )
+        elif not self._expect_data:
+            if self._command:
+                raise _unexpected(
+                    f"data set fragment on context {context_id} before the command set "
+                    "is complete"
+                )
+            raise _unexpected(
+                f"data set fragment on context {context_id} but no data set is expected "
+                "(no command, or the command announced none)"
+            )
+
+    def _pdv_data(self, data: memoryview, events: list[DimseEvent]) -> None:
+        """Bytes of the PDV being received in pieces; it ends if ``_pdv_left`` is 0."""
+        context_id = self._pdv_context
+        control = self._pdv_control
+        done = not self._pdv_left
+        if control & _COMMAND:
+            if data:
+                self._command_length += len(data)
+                self._command.append(bytes(data))
+            if not done:
+                return
+            if not control & _LAST:
+                self._context = context_id
+                return
+            raw = b"".join(self._command)
+            self._command = []
+            self._command_length = 0
+            self._command_received(context_id, raw, events)
+            return
+        is_last = done and bool(control & _LAST)
+        events.append(DatasetFragment(context_id, data, is_last))
+        if is_last:
+            self._expect_data = False
+            self._context = 0
+
+    def _command_received(self, context_id: int, raw: Buffer, events: list[DimseEvent]) -> None:
+        message, has_dataset = decode_command(raw)
+        events.append(CommandReceived(context_id, message, has_dataset))
+        self._expect_data = has_dataset
+        self._context = context_id if has_dataset else 0
 
 
 class DatasetCollector:

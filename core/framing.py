@@ -14,6 +14,16 @@ allocated at exactly its announced length once the header has been checked
 (past :data:`MAX_PREALLOCATION` the buffer grows as the bytes arrive, so that a
 header alone cannot make us allocate gigabytes when there is no cap).
 
+A long P-DATA-TF can instead be *streamed*: :meth:`PDUReader.next_pdata_part`
+hands out its body in pieces as the bytes arrive (views of the receive chunks,
+no buffer of its own), so that a consumer can write a data set while the rest
+of the PDU is still on the wire, and a read never holds more than a chunk.
+The PDU's header is checked first, as for any other; the consumer learns from
+each piece how many bytes of the body are still to come, and takes the pieces
+to the end before the next PDU is handed out (:meth:`PDUReader.next_pdu`
+returns ``None`` meanwhile). Which P-DATA-TF PDUs are streamed is the caller's
+choice (``stream_over``): the reader cuts, it does not decide.
+
 Every PDU's announced length is checked against a cap *before* a byte of its
 body is buffered: a P-DATA-TF longer than our Maximum Length Received, or any
 other PDU longer than ``max_other_length``, raises
@@ -40,6 +50,7 @@ MAX_PREALLOCATION = 16 * 1024 * 1024
 
 _HEADER_SIZE = PDU_HEADER.size
 _unpack_header = PDU_HEADER.unpack_from
+_P_DATA_TF = int(PDUType.P_DATA_TF)
 
 
 class PDUReader:
@@ -61,6 +72,7 @@ class PDUReader:
         "_pending_length",
         "_pending_type",
         "_start",
+        "_stream_left",
     )
 
     def __init__(
@@ -82,6 +94,8 @@ class PDUReader:
         self._pending_fill = 0
         self._pending_length = 0
         self._pending_type = 0
+        # the body of a streamed P-DATA-TF: bytes not yet handed out (0: none is)
+        self._stream_left = 0
 
     @property
     def max_pdata_length(self) -> int:
@@ -95,6 +109,11 @@ class PDUReader:
     def buffered(self) -> int:
         """Bytes received but not yet handed out as part of a whole PDU."""
         return (self._end - self._start) + self._pending_fill
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a P-DATA-TF body is being streamed (its rest: :meth:`next_pdata_part`)."""
+        return self._stream_left > 0
 
     def get_buffer(self) -> memoryview:
         """Writable space to receive into; report the amount with :meth:`buffer_updated`."""
@@ -131,16 +150,24 @@ class PDUReader:
             self.buffer_updated(n)
             view = view[n:]
 
-    def next_pdu(self, only_type: int | None = None) -> tuple[int, memoryview] | None:
+    def next_pdu(
+        self, only_type: int | None = None, stream_over: int = 0
+    ) -> tuple[int, memoryview] | None:
         """Return the next whole PDU as ``(pdu_type, body)``, or ``None`` if incomplete.
 
         With ``only_type``, a next PDU of another type is left where it is and
-        ``None`` returned (so is one whose header has not arrived yet).
+        ``None`` returned (so is one whose header has not arrived yet). With
+        ``stream_over``, a P-DATA-TF whose body is longer than that and has not
+        wholly arrived is left where it is too (for :meth:`next_pdata_part`)
+        instead of being gathered into a buffer of its own. While a streamed
+        body is unfinished this returns ``None``.
 
         Raises :class:`PDUTooLarge` when the next PDU's header announces more than
         the cap; the stream is then unusable (the association is to be aborted).
         Nothing is consumed then, so the same call raises again.
         """
+        if self._stream_left:
+            return None
         if self._pending is not None:
             if self._pending_fill < self._pending_length:
                 return None
@@ -165,6 +192,8 @@ class PDUReader:
             start = self._start + _HEADER_SIZE
             self._start += total
             return pdu_type, memoryview(self._chunk)[start : start + length]
+        if stream_over and length > stream_over and pdu_type == _P_DATA_TF:
+            return None  # to be streamed: next_pdata_part()
         if self._start + total <= len(self._chunk):
             return None  # it will fit in this chunk: wait for more
         # The PDU runs past the end of this chunk: give it a buffer of its own and
@@ -180,6 +209,45 @@ class PDUReader:
         # nothing of this chunk is unread now; later bytes go after the moved ones
         self._start = self._end
         return None
+
+    def next_pdata_part(self, stream_over: int = 0) -> tuple[memoryview, int] | None:
+        """The next piece of a streamed P-DATA-TF body: ``(piece, left)``, or ``None``.
+
+        ``piece`` is what has arrived of the body and was not handed out yet (a
+        view of a receive chunk, never empty), ``left`` how many bytes of the
+        body follow it; the PDU ends with the piece whose ``left`` is 0. While a
+        body is streamed, every call continues it. Otherwise a body is streamed
+        only when the next PDU is a P-DATA-TF longer than ``stream_over`` (0:
+        none is) whose header and at least one body byte have arrived, but not
+        all of it -- a whole PDU is :meth:`next_pdu`'s, as is anything else.
+
+        Raises :class:`PDUTooLarge`, consuming nothing, when the next PDU's
+        header announces more than the cap (:meth:`next_pdu` raises it again).
+        """
+        left = self._stream_left
+        start = self._start
+        available = self._end - start
+        if left:
+            if not available:
+                return None
+            n = available if available < left else left
+            self._start = start + n
+            self._stream_left = left - n
+            return memoryview(self._chunk)[start : start + n], left - n
+        if not stream_over or self._pending is not None or available <= _HEADER_SIZE:
+            return None
+        pdu_type, _, length = _unpack_header(self._chunk, start)
+        if pdu_type != _P_DATA_TF:
+            return None
+        if self._max_pdata and length > self._max_pdata:
+            raise PDUTooLarge(length, self._max_pdata, pdu_type)
+        if length <= stream_over or available >= _HEADER_SIZE + length:
+            return None
+        received = available - _HEADER_SIZE
+        self._start = self._end
+        self._stream_left = length - received
+        body_start = start + _HEADER_SIZE
+        return memoryview(self._chunk)[body_start : body_start + received], length - received
 
     def _grow_pending(self) -> bytearray:
         """Double the buffer of a PDU longer than :data:`MAX_PREALLOCATION`, up to its length."""

@@ -29,6 +29,15 @@ Decisions the standard leaves open, taken here:
 * P-DATA-TF bodies are not decoded here: the DIMSE layer walks the PDVs and, if
   they are malformed, calls :meth:`UpperLayer.protocol_error`, which acts as
   Evt19 does.
+* With ``stream_pdata_over`` set, a P-DATA-TF longer than that which starts in
+  Sta6 (DT-2: the state does not change) is handed out in pieces as its bytes
+  arrive (:meth:`UpperLayer.next_pdata_part`) rather than whole. The P-DATA
+  indication is then spread over the pieces: its rest is indicated while
+  Table 9-10 answers Evt10 with an indication (DT-2 in Sta6, AR-6 in Sta7,
+  after a local A-RELEASE request) and ignored otherwise (AA-6 in Sta13, after
+  a local abort). Such a PDU gives no :class:`PDUReceived` or
+  :class:`Transition` (it began without diagnostics, as the batched
+  :meth:`UpperLayer.next_pdata` gives none).
 * The ACSE timeout (armed in Sta5, Sta7, Sta10 and Sta11, the states that await
   the peer's answer to an A-ASSOCIATE-RQ or A-RELEASE-RQ) and the network idle
   timeout (nothing received for ``network_timeout`` seconds in Sta3, Sta5 to
@@ -131,6 +140,8 @@ _EVENT_BY_PDU_TYPE: dict[int, Event] = {
 }
 
 _P_DATA_TF = int(PDUType.P_DATA_TF)
+#: the actions of Table 9-10 that indicate a received P-DATA-TF to the user
+_PDATA_INDICATIONS = frozenset({"DT-2", "AR-6"})
 _STA6 = State.Sta6
 _STA8 = State.Sta8
 _RELEASE_RQ = AReleaseRQ()
@@ -167,6 +178,11 @@ class UpperLayer:
         byte on an association; ``None`` (the default) to never do so.
     :param emit_pdus: also report :class:`PDUReceived` and :class:`PDUSent`.
     :param emit_transitions: also report a :class:`Transition` per state-machine step.
+    :param stream_pdata_over: hand out the body of a P-DATA-TF longer than this
+        many bytes in pieces as it arrives (:meth:`next_pdata_part`); ``None``
+        (the default): every P-DATA-TF whole. A consumer that sets it takes
+        :meth:`next_pdata_part` whenever :meth:`next_pdata` and
+        :meth:`next_event` have nothing.
     """
 
     __slots__ = (
@@ -184,6 +200,7 @@ class UpperLayer:
         "_reader",
         "_rq",
         "_scratch",
+        "_stream_over",
         "acse_timeout",
         "artim_timeout",
         "emit_pdus",
@@ -203,6 +220,7 @@ class UpperLayer:
         network_timeout: float | None = None,
         emit_pdus: bool = False,
         emit_transitions: bool = False,
+        stream_pdata_over: int | None = None,
     ) -> None:
         self._fsm = StateMachine(requestor)
         self._clock = clock
@@ -212,6 +230,7 @@ class UpperLayer:
         self.network_timeout = network_timeout
         self.emit_pdus = emit_pdus
         self.emit_transitions = emit_transitions
+        self._stream_over = stream_pdata_over or 0
         #: set when an action closes the transport connection: write out
         #: :meth:`data_to_send`, close, then call :meth:`connection_lost`.
         self.wants_close = False
@@ -246,6 +265,15 @@ class UpperLayer:
     @max_pdata_length.setter
     def max_pdata_length(self, value: int | None) -> None:
         self._reader.max_pdata_length = value
+
+    @property
+    def stream_pdata_over(self) -> int | None:
+        """P-DATA-TF bodies longer than this are streamed (``None``: none is)."""
+        return self._stream_over or None
+
+    @stream_pdata_over.setter
+    def stream_pdata_over(self, value: int | None) -> None:
+        self._stream_over = value or 0
 
     @property
     def rq(self) -> AAssociateRQ | None:
@@ -404,12 +432,47 @@ class UpperLayer:
             return []
         bodies: list[memoryview] = []
         next_pdu = self._reader.next_pdu
+        stream_over = self._stream_over
         try:
-            while (item := next_pdu(_P_DATA_TF)) is not None:
+            while (item := next_pdu(_P_DATA_TF, stream_over)) is not None:
                 bodies.append(item[1])
         except PDUTooLarge:
             pass  # not consumed: next_event() reads it again and aborts (Evt19)
         return bodies
+
+    def next_pdata_part(self) -> tuple[memoryview, int] | None:
+        """The next piece of a long P-DATA-TF body as it arrives: ``(piece, left)``.
+
+        Only with :attr:`stream_pdata_over` set. ``piece`` is a view of the
+        receive buffer (never empty), ``left`` how many bytes of the PDU's body
+        follow it: the PDU ends with the piece whose ``left`` is 0, and until
+        then :meth:`next_pdata` and :meth:`next_event` leave the stream alone.
+        A body starts streaming here only as :meth:`next_pdata` would hand it
+        out whole -- in Sta6, no events queued, no diagnostics -- once its
+        header (checked against our Maximum Length Received first) and some of
+        it have arrived; its rest is handed out while Evt10 would be indicated
+        (Sta6, Sta7) and dropped otherwise (see the module docstring). ``None``
+        when there is no piece: then call :meth:`next_event`.
+        """
+        reader = self._reader
+        if reader.streaming:
+            if self._discard_input or not self._streamed_pdata_indicated():
+                self._skip_streamed_pdata()
+                return None
+            return reader.next_pdata_part()
+        if (
+            not self._stream_over
+            or self._events
+            or self._discard_input
+            or self._fsm.state is not _STA6
+            or self.emit_pdus
+            or self.emit_transitions
+        ):
+            return None
+        try:
+            return reader.next_pdata_part(self._stream_over)
+        except PDUTooLarge:
+            return None  # not consumed: next_event() reads it again and aborts (Evt19)
 
     def data_to_send(self) -> list[Buffer]:
         """Take the bytes to write, in order (one ``sendmsg`` can write them all)."""
@@ -492,14 +555,36 @@ class UpperLayer:
         A PDU announcing more than our cap is Evt19; the stream cannot be cut
         after it, so all further input is discarded.
         """
-        if self._discard_input or self._fsm.state not in CONNECTED_STATES:
+        state = self._fsm.state
+        if self._discard_input or state not in CONNECTED_STATES:
             return None
+        reader = self._reader
+        if reader.streaming:
+            if self._streamed_pdata_indicated():
+                return None  # the rest of a streamed body is next_pdata_part()'s
+            if not self._skip_streamed_pdata():
+                return None
+        stream_over = 0
+        if state is _STA6 and not (self.emit_pdus or self.emit_transitions):
+            stream_over = self._stream_over
         try:
-            return self._reader.next_pdu()
+            return reader.next_pdu(None, stream_over)
         except PDUTooLarge as exc:
             self._discard_input = True
             self._fire(Event.Evt19, reason=exc.abort_reason, text=str(exc))
             return None
+
+    def _streamed_pdata_indicated(self) -> bool:
+        """Whether Table 9-10 indicates a P-DATA-TF now (DT-2, AR-6): a streamed body goes on."""
+        action = self._fsm.action_for(Event.Evt10)
+        return action is not None and action.name in _PDATA_INDICATIONS
+
+    def _skip_streamed_pdata(self) -> bool:
+        """Drop what has arrived of a streamed body (AA-6); whether all of it has."""
+        reader = self._reader
+        while reader.next_pdata_part() is not None:
+            pass
+        return not reader.streaming
 
     def _drain(self) -> None:
         """Run the state machine on every whole PDU received, queueing all events."""
