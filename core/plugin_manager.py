@@ -72,6 +72,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "procedure_step",
     "storage_commitment",
     "instance_availability",
+    "unified_procedure_step",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"

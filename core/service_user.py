@@ -402,6 +402,37 @@ def c_cancel(
 _PROCESSING_FAILURE = 0x0110
 
 
+_UPS = {
+    key: _sop_groups.SOP_CLASSES[f"UnifiedProcedureStep{key}"]
+    for key in ("Push", "Pull", "Watch", "Event", "Query")
+}
+#: PS3.4 CC.3.1: every UPS instance is an instance of the UPS Push SOP Class, so the N-services
+#: name UPS Push as their SOP class; they may go out on a context negotiated for another UPS
+#: SOP class (CC.3.1.1) when there is none for UPS Push (pynetdicom's order of preference)
+_UPS_ALTERNATIVES = (_UPS["Pull"], _UPS["Watch"], _UPS["Event"], _UPS["Query"])
+#: an N-EVENT-REPORT belongs to the UPS Event SOP class (PS3.4 Table CC.2-4): tried first
+_UPS_REPORT_CONTEXTS = (_UPS["Event"], _UPS["Push"], _UPS["Watch"], _UPS["Pull"], _UPS["Query"])
+
+
+def _n_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
+    """The context on which we may send an N-request for ``abstract_syntax`` as SCU.
+
+    For the UPS Push SOP class, any UPS context will do (see :data:`_UPS_ALTERNATIVES`).
+    """
+    try:
+        return assoc._context_for(abstract_syntax)
+    except ValueError:
+        if abstract_syntax != _UPS["Push"]:
+            raise
+        negotiation = assoc.negotiation
+        assert negotiation is not None
+        for alternative in _UPS_ALTERNATIVES:
+            found = negotiation.find_context(alternative, as_scu=True)
+            if found is not None:
+                return found
+        raise
+
+
 def _notify_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
     """The context an N-EVENT-REPORT goes out on (PS3.7 10.1.1).
 
@@ -411,13 +442,17 @@ def _notify_context(assoc: Association, abstract_syntax: str) -> NegotiatedConte
     for the requestor through SCP/SCU Role Selection (PS3.7 D.3.3.4; PS3.4 J.3.3.1.3).
     Many peers negotiate no roles for that association at all, so a context on which
     we are SCP is preferred and any accepted context of the SOP class is taken
-    otherwise, as pynetdicom does.
+    otherwise, as pynetdicom does. A report on a UPS (SOP class UPS Push) goes on a
+    UPS Event context if there is one, else on any UPS context (PS3.4 CC.3.1.1).
     """
     negotiation = assoc.negotiation
     assert negotiation is not None  # established
-    found = negotiation.find_context(abstract_syntax, as_scp=True) or negotiation.find_context(
-        abstract_syntax
-    )
+    candidates = _UPS_REPORT_CONTEXTS if abstract_syntax == _UPS["Push"] else (abstract_syntax,)
+    found = None
+    for uid in candidates:
+        found = negotiation.find_context(uid, as_scp=True) or negotiation.find_context(uid)
+        if found is not None:
+            break
     if found is None:
         raise ValueError(
             f"No presentation context for '{uid_name(abstract_syntax)}' has been accepted "
@@ -485,7 +520,7 @@ def n_action(
     members (Print Management, PS3.4 H).
     """
     assoc._check_established()
-    context = assoc._context_for(str(meta_uid or class_uid))
+    context = _n_context(assoc, str(meta_uid or class_uid))
     request = dm.NActionRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
@@ -510,7 +545,7 @@ def n_create(
     (PS3.7 10.1.5.1.4).
     """
     assoc._check_established()
-    context = assoc._context_for(str(meta_uid or class_uid))
+    context = _n_context(assoc, str(meta_uid or class_uid))
     request = dm.NCreateRQ(
         MessageID=assoc._next_message_id(msg_id),
         AffectedSOPClassUID=str(class_uid),
@@ -524,7 +559,7 @@ def n_delete(
 ) -> Dataset:
     """N-DELETE (PS3.7 10.1.6): the status."""
     assoc._check_established()
-    context = assoc._context_for(str(meta_uid or class_uid))
+    context = _n_context(assoc, str(meta_uid or class_uid))
     request = dm.NDeleteRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
@@ -575,7 +610,7 @@ def n_get(
         tags = tuple(int(Tag(t)) for t in identifier_list or ())
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"'identifier_list' must hold data element tags: {exc}") from None
-    context = assoc._context_for(str(meta_uid or class_uid))
+    context = _n_context(assoc, str(meta_uid or class_uid))
     request = dm.NGetRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),
@@ -598,7 +633,7 @@ def n_set(
     assoc._check_established()
     if not isinstance(dataset, Dataset):
         raise ValueError("an N-SET needs its Modification List as a pydicom Dataset")
-    context = assoc._context_for(str(meta_uid or class_uid))
+    context = _n_context(assoc, str(meta_uid or class_uid))
     request = dm.NSetRQ(
         MessageID=assoc._next_message_id(msg_id),
         RequestedSOPClassUID=str(class_uid),

@@ -576,6 +576,7 @@ def send_report(
     event_type: int,
     information: Dataset | None,
     assoc: Any = None,
+    context_uid: str | None = None,
 ) -> Dataset:
     """Send an N-EVENT-REPORT to the SCU titled ``ae_title`` (PS3.7 10.1.1); its status.
 
@@ -586,7 +587,11 @@ def send_report(
     ``sop_class_uid`` with the SCP role for us (SCP/SCU Role Selection, PS3.7
     D.3.3.4; PS3.4 J.3.3.1.3), released once the report is answered. Returns the
     last response's status, or an empty Dataset when no response came (logged).
+
+    ``context_uid`` is the SOP class of that context when it is not the report's
+    own (a UPS report names UPS Push and goes under UPS Event, PS3.4 CC.3.1).
     """
+    negotiated = context_uid or sop_class_uid
     status: Dataset
     first: Dataset = Dataset()  # the answer on the association of the request, if any
     if assoc is not None and assoc.is_established:
@@ -617,10 +622,10 @@ def send_report(
     host, port, kwargs = destination
     options = dict(kwargs)
     options.setdefault("ae_title", ae_title.strip())
-    options["contexts"] = [build_context(sop_class_uid)]
+    options["contexts"] = [build_context(negotiated)]
     options["ext_neg"] = [
         *options.get("ext_neg", ()),
-        build_role(sop_class_uid, scu_role=False, scp_role=True),
+        build_role(negotiated, scu_role=False, scp_role=True),
     ]
     try:
         report_assoc = ae.associate(host, port, **options)
@@ -633,7 +638,7 @@ def send_report(
         return first
     try:
         status, _reply = report_assoc.send_n_event_report(
-            information, event_type, sop_class_uid, sop_instance_uid
+            information, event_type, sop_class_uid, sop_instance_uid, meta_uid=negotiated
         )
     except (RuntimeError, ValueError) as exc:
         LOGGER.error("Cannot send the N-EVENT-REPORT to %r: %s", ae_title, exc)

@@ -106,6 +106,10 @@ def test_a_notification_is_about_one_study() -> None:
         }),
         ("storage_commitment", "storage_commitment", {"StorageCommitmentPushModel"}),
         ("instance_availability", "instance_availability", {"InstanceAvailabilityNotification"}),
+        ("unified_procedure_step", "unified_procedure_step", {
+            "UnifiedProcedureStepPush", "UnifiedProcedureStepPull", "UnifiedProcedureStepWatch",
+            "UnifiedProcedureStepEvent", "UnifiedProcedureStepQuery",
+        }),
     ],
 )
 def test_the_n_service_plugins_are_built_in(plugin: str, service: str, keywords: set[str]) -> None:
