@@ -9,6 +9,8 @@ Each service dicomnet implements, in both directions against pynetdicom 3.0.4
 * Storage Commitment Push Model (N-ACTION, and the N-EVENT-REPORT on the
   association of the request and on a new one the SCP opens, proposing the
   SCP role);
+* Unified Procedure Step (push, C-FIND, change state, N-SET, N-GET and the
+  CC.2 refusals; a subscription and the UPS event report to the subscriber);
 
 and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
 commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
@@ -19,6 +21,7 @@ asking dicomnet. A missing peer skips the test (fails it under
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,6 +51,18 @@ from dicomnet.plugins.storage_commitment import (
     CommitmentResults,
     FailedReference,
     request_commitment,
+)
+from dicomnet.plugins.unified_procedure_step import (
+    ACTION_CHANGE_STATE,
+    ACTION_SUBSCRIBE,
+    EVENT_STATE_REPORT,
+    SCHEDULED,
+    UPS_EVENT,
+    UPS_PULL,
+    UPS_PUSH,
+    UPS_QUERY,
+    UPS_WATCH,
+    send_ups_event,
 )
 from tests.interop.peers import (
     Orthanc,
@@ -372,6 +387,175 @@ def test_dicomnet_commitment_to_pynetdicom_reported_on_a_new_association(
     assert [r.sop_instance_uid for r in result.committed] == [ROOT + ".1"]
     assert result.failed == (FailedReference(CT, ROOT + ".99", 0x0112),)
     scp.wait_for_line(r'"op": "report", "where": "new", "status": 0')
+
+
+# -- Unified Procedure Step ------------------------------------------------------------------
+
+
+class Worklist:
+    """A UPS SCP keeping its workitems and subscribers in memory (PS3.4 CC.2)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Dataset] = {}
+        self.transactions: dict[str, str] = {}
+        self.subscribed = threading.Event()
+        self.subscribers: list[str] = []
+
+    def on_create(self, event: Any) -> Any:
+        self.items[event.request.AffectedSOPInstanceUID] = event.attribute_list
+        return 0x0000, None
+
+    def on_find(self, event: Any) -> Any:
+        wanted = event.identifier.get("ProcedureStepState")
+        for uid, item in self.items.items():
+            if not wanted or item.ProcedureStepState == wanted:
+                match = Dataset()
+                match.SOPInstanceUID = uid
+                match.ProcedureStepState = item.ProcedureStepState
+                yield 0xFF00, match
+
+    def on_action(self, event: Any) -> Any:
+        info = event.action_information
+        if event.action_type == ACTION_SUBSCRIBE:
+            self.subscribers.append(info.ReceivingAE)
+            self.subscribed.set()
+            return 0x0000, None
+        uid = event.request.RequestedSOPInstanceUID
+        item = self.items.get(uid)
+        if item is None:
+            return 0xC307, None
+        state, transaction = info.ProcedureStepState, info.TransactionUID
+        if item.ProcedureStepState == SCHEDULED:
+            self.transactions[uid] = transaction
+        elif self.transactions.get(uid) != transaction:
+            return 0xC301, None
+        item.ProcedureStepState = state
+        return 0x0000, None
+
+    def on_set(self, event: Any) -> Any:
+        uid = event.request.RequestedSOPInstanceUID
+        changes = event.modification_list
+        if changes.get("TransactionUID") != self.transactions.get(uid):
+            return 0xC301, None
+        self.items[uid].update(changes)
+        return 0x0000, None
+
+    def on_get(self, event: Any) -> Any:
+        item = self.items[event.request.RequestedSOPInstanceUID]
+        answer = Dataset()
+        for tag in event.attribute_identifiers:
+            if tag in item:
+                answer[tag] = item[tag]
+        return 0x0000, answer
+
+    def handlers(self) -> list[Any]:
+        return [
+            (evt.EVT_N_CREATE, self.on_create),
+            (evt.EVT_C_FIND, self.on_find),
+            (evt.EVT_N_ACTION, self.on_action),
+            (evt.EVT_N_SET, self.on_set),
+            (evt.EVT_N_GET, self.on_get),
+        ]
+
+
+ALL_UPS = (UPS_PUSH, UPS_PULL, UPS_WATCH, UPS_EVENT, UPS_QUERY)
+
+
+def test_pynetdicom_ups_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    worklist = Worklist()
+    scp = dicomnet_ae(SCP_AET, supported=ALL_UPS)
+    aes.append(scp)
+    port = serve(scp, worklist.handlers())
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "ups", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    uid = ops["N-CREATE"]["uid"]
+    assert ops["N-CREATE"]["status"] == 0x0000, describe(result)
+    assert ops["C-FIND"]["found"] == [uid]
+    # pynetdicom sends the N-ACTION and N-SET on the UPS Push context it proposed
+    assert ops["claim"]["status"] == 0x0000
+    assert ops["N-SET"]["status"] == 0x0000
+    assert ops["N-GET"]["status"] == 0x0000
+    assert ops["N-GET"]["label"] == "Segment the liver and the spleen"
+    assert ops["N-GET"]["state"] == "IN PROGRESS"
+    assert ops["complete"]["status"] == 0x0000
+    assert ops["N-CREATE-in-progress"]["status"] == 0xC309  # PS3.4 CC.2.5.3
+    assert ops["claim-without-transaction"]["status"] == 0xC301
+    assert worklist.items[uid].ProcedureStepState == "COMPLETED"
+
+
+def test_dicomnet_ups_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(UPS_PUSH, UPS_PULL))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    uid = generate_uid()
+    item = Dataset()
+    item.ProcedureStepState = SCHEDULED
+    item.ProcedureStepLabel = "Register the images"
+    assert assoc.send_n_create(item, UPS_PUSH, uid)[0].Status == 0x0000
+    query = Dataset()
+    query.ProcedureStepState = SCHEDULED
+    query.SOPInstanceUID = ""
+    found = [ds.SOPInstanceUID for _, ds in assoc.send_c_find(query, UPS_PULL) if ds]
+    assert found == [uid]
+    transaction = generate_uid()
+    claim = Dataset()
+    claim.ProcedureStepState = "IN PROGRESS"
+    claim.TransactionUID = transaction
+    assert assoc.send_n_action(claim, ACTION_CHANGE_STATE, UPS_PUSH, uid)[0].Status == 0
+    change = Dataset()
+    change.TransactionUID = generate_uid()  # not the UPS's
+    change.ProcedureStepLabel = "Register them twice"
+    assert assoc.send_n_set(change, UPS_PUSH, uid)[0].Status == 0xC301
+    change.TransactionUID = transaction
+    assert assoc.send_n_set(change, UPS_PUSH, uid)[0].Status == 0x0000
+    status, got = assoc.send_n_get([0x00741204], UPS_PUSH, uid)
+    assert status.Status == 0x0000 and got.ProcedureStepLabel == "Register them twice"
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    ops = [obj["op"] for obj in lines("\n".join(scp.stdout_lines))]
+    assert ops == ["N-CREATE", "C-FIND", "N-ACTION", "N-SET", "N-SET", "N-GET"]
+
+
+def test_dicomnet_ups_event_to_a_pynetdicom_subscriber(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    """PS3.4 CC.2.3-CC.2.4: pynetdicom subscribes globally; dicomnet reports to it on an
+    association of its own (UPS Event context, SCP role proposed)."""
+    worklist = Worklist()
+    scp = dicomnet_ae(SCP_AET, supported=ALL_UPS)
+    aes.append(scp)
+    port = serve(scp, worklist.handlers())
+    scu = peers.start(
+        python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET, "ups-watch",
+                      python=pynetdicom_python),
+        name="pynetdicom SCU",
+        stdin=True,
+    )
+    report_port = int(scu.wait_for_line(r"listening on port (\d+)").group(1))
+    scp.report_destinations = {PYNETDICOM_SCU: ("127.0.0.1", report_port)}
+    scu.write_stdin("go\n")
+    assert worklist.subscribed.wait(WAIT), scu.output()
+    assert worklist.subscribers == [PYNETDICOM_SCU]
+    info = Dataset()
+    info.ProcedureStepState = SCHEDULED
+    info.InputReadinessState = "READY"
+    uid = generate_uid()
+    status = send_ups_event(scp, PYNETDICOM_SCU, uid, EVENT_STATE_REPORT, info)
+    assert status.Status == 0x0000, scu.output()
+    scu.wait_for_line(r'"op": "N-EVENT-REPORT"', WAIT)
+    assert scu.wait() == 0, scu.output()
+    ops = by_op(lines("\n".join(scu.stdout_lines)))
+    assert ops["subscribe"]["status"] == 0x0000
+    report = ops["N-EVENT-REPORT"]
+    assert report == {"op": "N-EVENT-REPORT", "event_type": EVENT_STATE_REPORT, "ups": uid,
+                      "state": SCHEDULED, "context": UPS_EVENT}
 
 
 # -- Orthanc -----------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 usage: pynetdicom_nservice_scp.py AE_TITLE REPORT [SCU_PORT]
 
 Serves Modality Performed Procedure Step (N-CREATE, N-SET; Retrieve: N-GET),
-Instance Availability Notification (N-CREATE) and Storage Commitment Push Model
-(N-ACTION). Listens on a free loopback port and prints ``listening on port N``;
-shuts down when its standard input closes. Prints one JSON object per request
+Instance Availability Notification (N-CREATE), Storage Commitment Push Model
+(N-ACTION) and Unified Procedure Step (Push, Pull: N-CREATE, C-FIND, N-ACTION
+Change UPS State, N-SET, N-GET; C301H for a wrong Transaction UID). Listens on
+a free loopback port and prints ``listening on port N``; shuts down when its
+standard input closes. Prints one JSON object per request
 served (``{"op": "N-CREATE", ...}``) and per commitment report sent.
 
 MPPS steps live in memory: N-CREATE of a known UID is 0111H, N-SET or N-GET of
@@ -30,6 +32,8 @@ from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     StorageCommitmentPushModel,
+    UnifiedProcedureStepPull,
+    UnifiedProcedureStepPush,
 )
 
 INSTANCE = "1.2.840.10008.1.20.1.1"
@@ -50,6 +54,8 @@ def main(argv):
         ModalityPerformedProcedureStepRetrieve,
         InstanceAvailabilityNotification,
         StorageCommitmentPushModel,
+        UnifiedProcedureStepPush,
+        UnifiedProcedureStepPull,
     ):
         ae.add_supported_context(uid)
 
@@ -61,14 +67,52 @@ def main(argv):
             state=attributes.get("PerformedProcedureStepStatus"))
         if event.request.AffectedSOPClassUID == InstanceAvailabilityNotification:
             return 0x0000, None
+        if event.request.AffectedSOPClassUID == UnifiedProcedureStepPush:
+            workitems[uid] = attributes
+            return 0x0000, None
         if uid in steps:
             return 0x0111, None
         steps[uid] = attributes
         return 0x0000, attributes
 
+    workitems = {}
+    transactions = {}
+
+    def on_find(event):
+        say(op="C-FIND", sop_class=event.request.AffectedSOPClassUID)
+        wanted = event.identifier.get("ProcedureStepState")
+        for uid, item in workitems.items():
+            if wanted and item.ProcedureStepState != wanted:
+                continue
+            match = Dataset()
+            match.SOPInstanceUID = uid
+            match.ProcedureStepState = item.ProcedureStepState
+            yield 0xFF00, match
+
+    def on_ups_action(event):
+        uid = event.request.RequestedSOPInstanceUID
+        info = event.action_information
+        say(op="N-ACTION", action=event.action_type, state=info.get("ProcedureStepState"))
+        item = workitems.get(uid)
+        if item is None:
+            return 0xC307, None
+        state, transaction = info.ProcedureStepState, info.get("TransactionUID")
+        if item.ProcedureStepState == "SCHEDULED" and state == "IN PROGRESS":
+            transactions[uid] = transaction
+        elif transactions.get(uid) != transaction:
+            return 0xC301, None
+        item.ProcedureStepState = state
+        return 0x0000, None
+
     def on_set(event):
         uid = event.request.RequestedSOPInstanceUID
         changes = event.modification_list
+        if uid in workitems:
+            say(op="N-SET", uid=uid, state=None)
+            if changes.get("TransactionUID") != transactions.get(uid):
+                return 0xC301, None
+            workitems[uid].update(changes)
+            return 0x0000, None
         say(op="N-SET", uid=uid, state=changes.get("PerformedProcedureStepStatus"))
         step = steps.get(uid)
         if step is None:
@@ -85,7 +129,7 @@ def main(argv):
     def on_get(event):
         uid = event.request.RequestedSOPInstanceUID
         say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
-        step = steps.get(uid)
+        step = steps.get(uid, workitems.get(uid))
         if step is None:
             return 0x0112, None
         answer = Dataset()
@@ -114,6 +158,8 @@ def main(argv):
             answered.setdefault(id(event.assoc), threading.Event()).set()
 
     def on_action(event):
+        if event.request.RequestedSOPClassUID == UnifiedProcedureStepPush:
+            return on_ups_action(event)
         info = event.action_information
         say(op="N-ACTION", action=event.action_type, transaction=info.TransactionUID)
         result = Dataset()
@@ -175,6 +221,7 @@ def main(argv):
             (evt.EVT_N_SET, on_set),
             (evt.EVT_N_GET, on_get),
             (evt.EVT_N_ACTION, on_action),
+            (evt.EVT_C_FIND, on_find),
             (evt.EVT_RELEASED, on_released),
             (evt.EVT_DIMSE_SENT, on_dimse_sent),
             (evt.EVT_DATA_SENT, on_data_sent),

@@ -11,6 +11,14 @@ object per operation: ``{"op": ..., "status": ..., ...}`` (``status`` is
   not IN PROGRESS, an N-SET of the completed step, an N-GET on the MPPS SOP
   class;
 * ``ian`` -- Instance Availability Notification: N-CREATE, then an N-SET;
+* ``ups`` -- Unified Procedure Step: N-CREATE (SCHEDULED), C-FIND on UPS Pull,
+  N-ACTION Change UPS State to IN PROGRESS, N-SET and N-GET with the
+  Transaction UID, N-ACTION to COMPLETED; then what must be refused: an
+  N-CREATE not SCHEDULED, a Change UPS State without Transaction UID;
+* ``ups-watch`` -- listens on a free port for UPS event reports (accepting
+  the SCP role for the requestor), prints ``listening on port N``, waits for a
+  line on its standard input, subscribes globally (N-ACTION 3), releases and
+  waits for one N-EVENT-REPORT;
 * ``commit-same`` -- Storage Commitment: N-ACTION for three instances (the one
   whose UID ends in ``.99`` is expected to fail), keeps the association open
   and waits for the N-EVENT-REPORT on it;
@@ -33,7 +41,13 @@ from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     StorageCommitmentPushModel,
+    UnifiedProcedureStepEvent,
+    UnifiedProcedureStepPull,
+    UnifiedProcedureStepPush,
+    UnifiedProcedureStepWatch,
 )
+
+UPS_GLOBAL = "1.2.840.10008.5.1.4.34.5"
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 INSTANCE = "1.2.840.10008.1.20.1.1"
@@ -104,6 +118,56 @@ def ian(assoc):
     say("N-SET", status)
 
 
+def ups(assoc):
+    uid = generate_uid()
+    item = Dataset()
+    item.ProcedureStepState = "SCHEDULED"
+    item.ProcedureStepLabel = "Segment the liver"
+    item.InputReadinessState = "READY"
+    status, _ = assoc.send_n_create(item, UnifiedProcedureStepPush, uid)
+    say("N-CREATE", status, uid=uid)
+    query = Dataset()
+    query.ProcedureStepState = "SCHEDULED"
+    query.SOPInstanceUID = ""
+    found = [ds.SOPInstanceUID for _, ds in assoc.send_c_find(query, UnifiedProcedureStepPull)
+             if ds is not None]
+    print(json.dumps({"op": "C-FIND", "found": found}), flush=True)
+    transaction = generate_uid()
+    claim = Dataset()
+    claim.ProcedureStepState = "IN PROGRESS"
+    claim.TransactionUID = transaction
+    status, _ = assoc.send_n_action(claim, 1, UnifiedProcedureStepPush, uid)
+    say("claim", status)
+    change = Dataset()
+    change.TransactionUID = transaction
+    change.ProcedureStepLabel = "Segment the liver and the spleen"
+    status, _ = assoc.send_n_set(change, UnifiedProcedureStepPush, uid)
+    say("N-SET", status)
+    status, got = assoc.send_n_get([0x00741204, 0x00741000], UnifiedProcedureStepPush, uid)
+    say("N-GET", status, label=str(got.get("ProcedureStepLabel", "")) if got else None,
+        state=got.get("ProcedureStepState") if got else None)
+    done = Dataset()
+    done.ProcedureStepState = "COMPLETED"
+    done.TransactionUID = transaction
+    status, _ = assoc.send_n_action(done, 1, UnifiedProcedureStepPush, uid)
+    say("complete", status)
+    item.ProcedureStepState = "IN PROGRESS"
+    status, _ = assoc.send_n_create(item, UnifiedProcedureStepPush, generate_uid())
+    say("N-CREATE-in-progress", status)
+    no_transaction = Dataset()
+    no_transaction.ProcedureStepState = "IN PROGRESS"
+    status, _ = assoc.send_n_action(no_transaction, 1, UnifiedProcedureStepPush, uid)
+    say("claim-without-transaction", status)
+
+
+def subscribe(assoc):
+    info = Dataset()
+    info.ReceivingAE = "PYNETDICOM-SCU"
+    info.DeletionLock = "FALSE"
+    status, _ = assoc.send_n_action(info, 3, UnifiedProcedureStepPush, UPS_GLOBAL)
+    say("subscribe", status)
+
+
 def commitment_request():
     ds = Dataset()
     ds.TransactionUID = generate_uid()
@@ -124,6 +188,16 @@ class Reports:
 
     def __call__(self, event):
         info = event.event_information
+        if event.request.AffectedSOPClassUID == UnifiedProcedureStepPush:
+            self.seen.append({
+                "op": "N-EVENT-REPORT",
+                "event_type": event.event_type,
+                "ups": event.request.AffectedSOPInstanceUID,
+                "state": info.get("ProcedureStepState"),
+                "context": event.context.abstract_syntax,
+            })
+            self.arrived.set()
+            return 0x0000, None
         self.seen.append({
             "op": "N-EVENT-REPORT",
             "event_type": event.event_type,
@@ -154,12 +228,16 @@ def main(argv):
         ModalityPerformedProcedureStepRetrieve,
         InstanceAvailabilityNotification,
         StorageCommitmentPushModel,
+        UnifiedProcedureStepPush,
+        UnifiedProcedureStepPull,
+        UnifiedProcedureStepWatch,
     ):
         ae.add_requested_context(uid)
     reports = Reports()
     server = None
-    if scenario == "commit-new":
+    if scenario in ("commit-new", "ups-watch"):
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=False, scp_role=True)
+        ae.add_supported_context(UnifiedProcedureStepEvent, scu_role=False, scp_role=True)
         server = ae.start_server(
             ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports)]
         )
@@ -177,6 +255,12 @@ def main(argv):
             mpps(assoc)
         elif scenario == "ian":
             ian(assoc)
+        elif scenario == "ups":
+            ups(assoc)
+        elif scenario == "ups-watch":
+            subscribe(assoc)
+            assoc.release()
+            reports.report()
         elif scenario.startswith("commit"):
             request = commitment_request()
             status, _ = assoc.send_n_action(
