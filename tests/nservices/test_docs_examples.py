@@ -20,7 +20,7 @@ def test_the_guide_has_examples() -> None:
     for call in (
         "send_n_create", "send_n_set", "send_n_get", "request_commitment",
         "EVT_STORAGE_COMMITMENT", "CommitmentResults", "availability_notification",
-        "n_service_class",
+        "n_service_class", "send_ups_event",
     ):
         assert call in code
 
@@ -33,7 +33,10 @@ def test_the_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         for number, block in enumerate(blocks, 1):
             exec(compile(block, f"{GUIDE.name} block {number}", "exec"), namespace)
     finally:  # a failing block must not leave servers behind
-        for name in ("ris", "modality", "archive", "workstation", "workflow", "printer"):
+        for name in (
+            "ris", "modality", "archive", "workstation", "workflow", "printer", "manager",
+            "watcher", "scheduler", "performer",
+        ):
             ae = namespace.get(name)
             if ae is not None:
                 ae.shutdown()  # type: ignore[attr-defined]
