@@ -73,6 +73,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "storage_commitment",
     "instance_availability",
     "unified_procedure_step",
+    "print_management",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"

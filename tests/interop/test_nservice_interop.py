@@ -11,6 +11,8 @@ Each service dicomnet implements, in both directions against pynetdicom 3.0.4
   SCP role);
 * Unified Procedure Step (push, C-FIND, change state, N-SET, N-GET and the
   CC.2 refusals; a subscription and the UPS event report to the subscriber);
+* Print Management under the Basic Grayscale Print Management Meta SOP Class
+  (film session, film box, image box, print, printer status, delete);
 
 and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
 commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
@@ -36,6 +38,15 @@ from dicomnet import AE, evt
 from dicomnet.plugins.instance_availability import (
     INSTANCE_AVAILABILITY_NOTIFICATION,
     availability_notification,
+)
+from dicomnet.plugins.print_management import (
+    ACTION_PRINT,
+    BASIC_FILM_BOX,
+    BASIC_FILM_SESSION,
+    BASIC_GRAYSCALE_IMAGE_BOX,
+    GRAYSCALE_META,
+    PRINTER,
+    PRINTER_INSTANCE,
 )
 from dicomnet.plugins.procedure_step import (
     COMPLETED,
@@ -556,6 +567,143 @@ def test_dicomnet_ups_event_to_a_pynetdicom_subscriber(
     report = ops["N-EVENT-REPORT"]
     assert report == {"op": "N-EVENT-REPORT", "event_type": EVENT_STATE_REPORT, "ups": uid,
                       "state": SCHEDULED, "context": UPS_EVENT}
+
+
+# -- Print Management ----------------------------------------------------------------------------
+
+
+class PrintSCP:
+    """A dicomnet printer: film boxes get one image box per position of their format."""
+
+    def __init__(self) -> None:
+        self.films: dict[str, list[str]] = {}
+        self.images: dict[str, Dataset | None] = {}
+        self.printed: list[list[bool]] = []
+        self.deleted: list[str] = []
+
+    def on_create(self, event: Any) -> Any:
+        request = event.request
+        if request.AffectedSOPClassUID != BASIC_FILM_BOX:
+            return 0x0000, None
+        fmt = event.attribute_list.ImageDisplayFormat
+        columns, rows = (int(n) for n in fmt.split("\\")[1].split(","))
+        references = []
+        for _ in range(columns * rows):
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = BASIC_GRAYSCALE_IMAGE_BOX
+            ref.ReferencedSOPInstanceUID = generate_uid()
+            self.images[ref.ReferencedSOPInstanceUID] = None
+            references.append(ref)
+        self.films[request.AffectedSOPInstanceUID] = [
+            r.ReferencedSOPInstanceUID for r in references
+        ]
+        answer = Dataset()
+        answer.ImageDisplayFormat = fmt
+        answer.ReferencedImageBoxSequence = references
+        return 0x0000, answer
+
+    def on_set(self, event: Any) -> Any:
+        uid = event.request.RequestedSOPInstanceUID
+        if uid not in self.images:
+            return 0x0112, None
+        self.images[uid] = event.modification_list
+        return 0x0000, None
+
+    def on_action(self, event: Any) -> Any:
+        film = self.films.get(event.request.RequestedSOPInstanceUID)
+        if film is None:
+            return 0x0112, None
+        self.printed.append([self.images[uid] is not None for uid in film])
+        return 0x0000, None
+
+    def on_get(self, event: Any) -> Any:
+        answer = Dataset()
+        answer.PrinterStatus = "NORMAL"
+        return 0x0000, answer
+
+    def on_delete(self, event: Any) -> int:
+        self.deleted.append(event.request.RequestedSOPInstanceUID)
+        return 0x0000
+
+    def handlers(self) -> list[Any]:
+        return [
+            (evt.EVT_N_CREATE, self.on_create),
+            (evt.EVT_N_SET, self.on_set),
+            (evt.EVT_N_ACTION, self.on_action),
+            (evt.EVT_N_GET, self.on_get),
+            (evt.EVT_N_DELETE, self.on_delete),
+        ]
+
+
+def test_pynetdicom_prints_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    printer = PrintSCP()
+    scp = dicomnet_ae(SCP_AET, supported=(GRAYSCALE_META,))
+    aes.append(scp)
+    port = serve(scp, printer.handlers())
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "print", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    assert ops["N-CREATE-session"]["status"] == 0x0000, describe(result)
+    assert ops["N-CREATE-box"]["status"] == 0x0000
+    assert ops["N-CREATE-box"]["image_boxes"] == 1
+    assert ops["N-SET-image"]["status"] == 0x0000
+    assert ops["print"]["status"] == 0x0000
+    assert ops["N-GET-printer"]["status"] == 0x0000
+    assert ops["N-GET-printer"]["printer"] == "NORMAL"
+    assert ops["action-7"]["status"] == 0x0123  # only Print (Action Type ID 1)
+    assert ops["N-DELETE-session"]["status"] == 0x0000
+    assert printer.printed == [[True]]
+    assert len(printer.deleted) == 1
+
+
+def test_dicomnet_prints_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(GRAYSCALE_META,))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    session = Dataset()
+    session.NumberOfCopies = 1
+    status, _ = assoc.send_n_create(session, BASIC_FILM_SESSION, meta_uid=GRAYSCALE_META)
+    assert status.Status == 0x0000
+    session_uid = status.AffectedSOPInstanceUID  # chosen by pynetdicom's SCP
+    box = Dataset()
+    box.ImageDisplayFormat = "STANDARD\\1,2"
+    box_uid = generate_uid()
+    status, attributes = assoc.send_n_create(box, BASIC_FILM_BOX, box_uid,
+                                             meta_uid=GRAYSCALE_META)
+    assert status.Status == 0x0000 and len(attributes.ReferencedImageBoxSequence) == 2
+    image = Dataset()
+    image.ImageBoxPosition = 1
+    pixels = Dataset()
+    pixels.SamplesPerPixel = 1
+    pixels.PhotometricInterpretation = "MONOCHROME2"
+    pixels.Rows = pixels.Columns = 2
+    pixels.BitsAllocated = pixels.BitsStored = 8
+    pixels.HighBit = 7
+    pixels.PixelRepresentation = 0
+    pixels.PixelData = b"\x00\x40\x80\xff"
+    image.BasicGrayscaleImageSequence = [pixels]
+    first = attributes.ReferencedImageBoxSequence[0].ReferencedSOPInstanceUID
+    status, _ = assoc.send_n_set(image, BASIC_GRAYSCALE_IMAGE_BOX, first,
+                                 meta_uid=GRAYSCALE_META)
+    assert status.Status == 0x0000
+    status, _ = assoc.send_n_action(None, ACTION_PRINT, BASIC_FILM_BOX, box_uid,
+                                    meta_uid=GRAYSCALE_META)
+    assert status.Status == 0x0000
+    status, info = assoc.send_n_get([0x21100010], PRINTER, PRINTER_INSTANCE,
+                                    meta_uid=GRAYSCALE_META)
+    assert status.Status == 0x0000 and info.PrinterStatus == "NORMAL"
+    assert assoc.send_n_delete(BASIC_FILM_SESSION, session_uid,
+                               meta_uid=GRAYSCALE_META).Status == 0x0000
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    printed = [obj for obj in lines("\n".join(scp.stdout_lines)) if obj["op"] == "printed"]
+    assert printed == [{"op": "printed", "images": [True, False]}]
 
 
 # -- Orthanc -----------------------------------------------------------------------------------

@@ -110,6 +110,12 @@ def test_a_notification_is_about_one_study() -> None:
             "UnifiedProcedureStepPush", "UnifiedProcedureStepPull", "UnifiedProcedureStepWatch",
             "UnifiedProcedureStepEvent", "UnifiedProcedureStepQuery",
         }),
+        ("print_management", "print_management", {
+            "BasicFilmSession", "BasicFilmBox", "BasicGrayscaleImageBox", "BasicColorImageBox",
+            "BasicGrayscalePrintManagementMeta", "BasicColorPrintManagementMeta", "PrintJob",
+            "BasicAnnotationBox", "Printer", "PrinterConfigurationRetrieval", "VOILUTBox",
+            "PresentationLUT",
+        }),
     ],
 )
 def test_the_n_service_plugins_are_built_in(plugin: str, service: str, keywords: set[str]) -> None:

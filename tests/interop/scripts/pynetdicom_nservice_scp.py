@@ -4,8 +4,10 @@ usage: pynetdicom_nservice_scp.py AE_TITLE REPORT [SCU_PORT]
 
 Serves Modality Performed Procedure Step (N-CREATE, N-SET; Retrieve: N-GET),
 Instance Availability Notification (N-CREATE), Storage Commitment Push Model
-(N-ACTION) and Unified Procedure Step (Push, Pull: N-CREATE, C-FIND, N-ACTION
-Change UPS State, N-SET, N-GET; C301H for a wrong Transaction UID). Listens on
+(N-ACTION), Unified Procedure Step (Push, Pull: N-CREATE, C-FIND, N-ACTION
+Change UPS State, N-SET, N-GET; C301H for a wrong Transaction UID) and Print
+Management under the Basic Grayscale Print Management Meta SOP Class (a film
+box gets one image box per position of its Image Display Format). Listens on
 a free loopback port and prints ``listening on port N``; shuts down when its
 standard input closes. Prints one JSON object per request
 served (``{"op": "N-CREATE", ...}``) and per commitment report sent.
@@ -26,11 +28,17 @@ import sys
 import threading
 
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
+    BasicFilmBox,
+    BasicFilmSession,
+    BasicGrayscaleImageBox,
+    BasicGrayscalePrintManagementMeta,
     InstanceAvailabilityNotification,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
+    Printer,
     StorageCommitmentPushModel,
     UnifiedProcedureStepPull,
     UnifiedProcedureStepPush,
@@ -56,10 +64,37 @@ def main(argv):
         StorageCommitmentPushModel,
         UnifiedProcedureStepPush,
         UnifiedProcedureStepPull,
+        BasicGrayscalePrintManagementMeta,
     ):
         ae.add_supported_context(uid)
 
+    films = {}
+    image_boxes = {}
+
+    def on_print_create(event):
+        attributes = event.attribute_list
+        uid = event.request.AffectedSOPInstanceUID or generate_uid()
+        say(op="N-CREATE", sop_class=event.request.AffectedSOPClassUID, uid=uid)
+        answer = Dataset()
+        if event.request.AffectedSOPClassUID == BasicFilmBox:
+            columns, rows = attributes.ImageDisplayFormat.split("\\")[1].split(",")
+            references = []
+            for _ in range(int(columns) * int(rows)):
+                ref = Dataset()
+                ref.ReferencedSOPClassUID = BasicGrayscaleImageBox
+                ref.ReferencedSOPInstanceUID = generate_uid()
+                image_boxes[ref.ReferencedSOPInstanceUID] = None
+                references.append(ref)
+            answer.ImageDisplayFormat = attributes.ImageDisplayFormat
+            answer.ReferencedImageBoxSequence = references
+            films[uid] = references
+        if event.request.AffectedSOPInstanceUID is None:
+            answer.AffectedSOPInstanceUID = uid
+        return 0x0000, answer
+
     def on_create(event):
+        if event.request.AffectedSOPClassUID in (BasicFilmSession, BasicFilmBox):
+            return on_print_create(event)
         attributes = event.attribute_list
         uid = event.request.AffectedSOPInstanceUID
         say(op="N-CREATE", sop_class=event.request.AffectedSOPClassUID, uid=uid,
@@ -107,6 +142,12 @@ def main(argv):
     def on_set(event):
         uid = event.request.RequestedSOPInstanceUID
         changes = event.modification_list
+        if event.request.RequestedSOPClassUID == BasicGrayscaleImageBox:
+            say(op="N-SET", uid=uid, state=None)
+            if uid not in image_boxes:
+                return 0x0112, None
+            image_boxes[uid] = changes
+            return 0x0000, None
         if uid in workitems:
             say(op="N-SET", uid=uid, state=None)
             if changes.get("TransactionUID") != transactions.get(uid):
@@ -128,6 +169,11 @@ def main(argv):
 
     def on_get(event):
         uid = event.request.RequestedSOPInstanceUID
+        if event.request.RequestedSOPClassUID == Printer:
+            say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
+            answer = Dataset()
+            answer.PrinterStatus = "NORMAL"
+            return 0x0000, answer
         say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
         step = steps.get(uid, workitems.get(uid))
         if step is None:
@@ -160,6 +206,14 @@ def main(argv):
     def on_action(event):
         if event.request.RequestedSOPClassUID == UnifiedProcedureStepPush:
             return on_ups_action(event)
+        if event.request.RequestedSOPClassUID == BasicFilmBox:
+            uid = event.request.RequestedSOPInstanceUID
+            say(op="N-ACTION", action=event.action_type, state=None)
+            if uid not in films:
+                return 0x0112, None
+            printed = [image_boxes[r.ReferencedSOPInstanceUID] is not None for r in films[uid]]
+            say(op="printed", images=printed)
+            return 0x0000, None
         info = event.action_information
         say(op="N-ACTION", action=event.action_type, transaction=info.TransactionUID)
         result = Dataset()
@@ -213,6 +267,10 @@ def main(argv):
 
     if scu_port is not None:
         ae.add_requested_context(StorageCommitmentPushModel)
+    def on_delete(event):
+        say(op="N-DELETE", uid=event.request.RequestedSOPInstanceUID)
+        return 0x0000
+
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,
@@ -222,6 +280,7 @@ def main(argv):
             (evt.EVT_N_GET, on_get),
             (evt.EVT_N_ACTION, on_action),
             (evt.EVT_C_FIND, on_find),
+            (evt.EVT_N_DELETE, on_delete),
             (evt.EVT_RELEASED, on_released),
             (evt.EVT_DIMSE_SENT, on_dimse_sent),
             (evt.EVT_DATA_SENT, on_data_sent),

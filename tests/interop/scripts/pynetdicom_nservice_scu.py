@@ -19,6 +19,10 @@ object per operation: ``{"op": ..., "status": ..., ...}`` (``status`` is
   the SCP role for the requestor), prints ``listening on port N``, waits for a
   line on its standard input, subscribes globally (N-ACTION 3), releases and
   waits for one N-EVENT-REPORT;
+* ``print`` -- Print Management under the Basic Grayscale Print Management
+  Meta SOP Class: N-CREATE film session and film box (1 image), N-SET of the
+  image box the SCP created, N-ACTION Print, N-GET of the printer status,
+  N-DELETE of the film session, and an N-ACTION of an unknown action type;
 * ``commit-same`` -- Storage Commitment: N-ACTION for three instances (the one
   whose UID ends in ``.99`` is expected to fail), keeps the association open
   and waits for the N-EVENT-REPORT on it;
@@ -37,9 +41,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
+    BasicFilmBox,
+    BasicFilmSession,
+    BasicGrayscaleImageBox,
+    BasicGrayscalePrintManagementMeta,
     InstanceAvailabilityNotification,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
+    Printer,
     StorageCommitmentPushModel,
     UnifiedProcedureStepEvent,
     UnifiedProcedureStepPull,
@@ -160,6 +169,45 @@ def ups(assoc):
     say("claim-without-transaction", status)
 
 
+def print_film(assoc):
+    meta = BasicGrayscalePrintManagementMeta
+    session_uid, box_uid = generate_uid(), generate_uid()
+    session = Dataset()
+    session.NumberOfCopies = 1
+    session.MediumType = "PAPER"
+    status, _ = assoc.send_n_create(session, BasicFilmSession, session_uid, meta_uid=meta)
+    say("N-CREATE-session", status)
+    box = Dataset()
+    box.ImageDisplayFormat = "STANDARD\\1,1"
+    status, attributes = assoc.send_n_create(box, BasicFilmBox, box_uid, meta_uid=meta)
+    references = attributes.ReferencedImageBoxSequence if attributes else []
+    say("N-CREATE-box", status, image_boxes=len(references))
+    image = Dataset()
+    image.ImageBoxPosition = 1
+    pixels = Dataset()
+    pixels.SamplesPerPixel = 1
+    pixels.PhotometricInterpretation = "MONOCHROME2"
+    pixels.Rows = pixels.Columns = 2
+    pixels.BitsAllocated = pixels.BitsStored = 8
+    pixels.HighBit = 7
+    pixels.PixelRepresentation = 0
+    pixels.PixelData = b"\x00\x40\x80\xff"
+    image.BasicGrayscaleImageSequence = [pixels]
+    status, _ = assoc.send_n_set(
+        image, BasicGrayscaleImageBox, references[0].ReferencedSOPInstanceUID, meta_uid=meta
+    )
+    say("N-SET-image", status)
+    status, _ = assoc.send_n_action(None, 1, BasicFilmBox, box_uid, meta_uid=meta)
+    say("print", status)
+    status, info = assoc.send_n_get([0x21100010], Printer, "1.2.840.10008.5.1.1.17",
+                                    meta_uid=meta)
+    say("N-GET-printer", status, printer=info.get("PrinterStatus") if info else None)
+    status, _ = assoc.send_n_action(None, 7, BasicFilmBox, box_uid, meta_uid=meta)
+    say("action-7", status)
+    status = assoc.send_n_delete(BasicFilmSession, session_uid, meta_uid=meta)
+    say("N-DELETE-session", status)
+
+
 def subscribe(assoc):
     info = Dataset()
     info.ReceivingAE = "PYNETDICOM-SCU"
@@ -231,6 +279,7 @@ def main(argv):
         UnifiedProcedureStepPush,
         UnifiedProcedureStepPull,
         UnifiedProcedureStepWatch,
+        BasicGrayscalePrintManagementMeta,
     ):
         ae.add_requested_context(uid)
     reports = Reports()
@@ -257,6 +306,8 @@ def main(argv):
             ian(assoc)
         elif scenario == "ups":
             ups(assoc)
+        elif scenario == "print":
+            print_film(assoc)
         elif scenario == "ups-watch":
             subscribe(assoc)
             assoc.release()
