@@ -21,6 +21,7 @@ storage_commitment      Storage Commitment Push Model (N-ACTION,     Annex J
 instance_availability   Instance Availability Notification           Annex R
                         (N-CREATE)
 unified_procedure_step  Unified Procedure Step (DIMSE-N, C-FIND)     Annex CC
+print_management        Print Management (DIMSE-N, meta classes)     Annex H
 ======================  ===========================================  ==============
 
 ``_qr_engine`` and ``_n_engine`` are not plugins: the engines serving the

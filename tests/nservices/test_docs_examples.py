@@ -20,7 +20,7 @@ def test_the_guide_has_examples() -> None:
     for call in (
         "send_n_create", "send_n_set", "send_n_get", "request_commitment",
         "EVT_STORAGE_COMMITMENT", "CommitmentResults", "availability_notification",
-        "n_service_class", "send_ups_event",
+        "n_service_class", "send_ups_event", "GRAYSCALE_META",
     ):
         assert call in code
 
@@ -34,8 +34,8 @@ def test_the_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
             exec(compile(block, f"{GUIDE.name} block {number}", "exec"), namespace)
     finally:  # a failing block must not leave servers behind
         for name in (
-            "ris", "modality", "archive", "workstation", "workflow", "printer", "manager",
-            "watcher", "scheduler", "performer",
+            "ris", "modality", "archive", "workstation", "workflow", "labels", "manager",
+            "watcher", "scheduler", "performer", "printer", "viewer",
         ):
             ae = namespace.get(name)
             if ae is not None:
