@@ -74,6 +74,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "instance_availability",
     "unified_procedure_step",
     "print_management",
+    "application_event_logging",
+    "display_system",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"

@@ -116,6 +116,10 @@ def test_a_notification_is_about_one_study() -> None:
             "BasicAnnotationBox", "Printer", "PrinterConfigurationRetrieval", "VOILUTBox",
             "PresentationLUT",
         }),
+        ("application_event_logging", "application_event_logging", {
+            "ProceduralEventLogging", "SubstanceAdministrationLogging",
+        }),
+        ("display_system", "display_system", {"DisplaySystem"}),
     ],
 )
 def test_the_n_service_plugins_are_built_in(plugin: str, service: str, keywords: set[str]) -> None:
