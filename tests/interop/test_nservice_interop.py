@@ -13,6 +13,7 @@ Each service dicomnet implements, in both directions against pynetdicom 3.0.4
   CC.2 refusals; a subscription and the UPS event report to the subscriber);
 * Print Management under the Basic Grayscale Print Management Meta SOP Class
   (film session, film box, image box, print, printer status, delete);
+* Procedural Event Logging (N-ACTION) and Display System (N-GET);
 
 and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
 commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
@@ -35,6 +36,12 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from dicomnet import AE, evt
+from dicomnet.plugins.application_event_logging import (
+    PROCEDURAL_EVENT_LOGGING,
+    PROCEDURAL_EVENT_LOGGING_INSTANCE,
+    RECORD_PROCEDURAL_EVENT,
+)
+from dicomnet.plugins.display_system import DISPLAY_SYSTEM, DISPLAY_SYSTEM_INSTANCE
 from dicomnet.plugins.instance_availability import (
     INSTANCE_AVAILABILITY_NOTIFICATION,
     availability_notification,
@@ -704,6 +711,60 @@ def test_dicomnet_prints_to_pynetdicom(
     assert scp.wait() == 0
     printed = [obj for obj in lines("\n".join(scp.stdout_lines)) if obj["op"] == "printed"]
     assert printed == [{"op": "printed", "images": [True, False]}]
+
+
+# -- Application Event Logging and Display System --------------------------------------------
+
+
+def test_pynetdicom_logs_and_reads_the_display_system_of_dicomnet(
+    pynetdicom_python: str, aes: list[Any]
+) -> None:
+    logged: list[str] = []
+
+    def on_action(event: Any) -> Any:
+        logged.append(event.action_information.PatientID)
+        return 0x0000, None
+
+    def on_get(event: Any) -> Any:
+        answer = Dataset()
+        answer.Manufacturer = "ACME displays"
+        return 0x0000, answer
+
+    scp = dicomnet_ae(SCP_AET, supported=(PROCEDURAL_EVENT_LOGGING, DISPLAY_SYSTEM))
+    aes.append(scp)
+    port = serve(scp, [(evt.EVT_N_ACTION, on_action), (evt.EVT_N_GET, on_get)])
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "log-display", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    assert ops["log"]["status"] == 0x0000, describe(result)
+    assert ops["log-action-2"]["status"] == 0x0123  # only Record Procedural Event
+    assert ops["display"]["status"] == 0x0000
+    assert ops["display"]["manufacturer"] == "ACME displays"
+    assert logged == ["P-1"]
+
+
+def test_dicomnet_logs_and_reads_the_display_system_of_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(PROCEDURAL_EVENT_LOGGING, DISPLAY_SYSTEM))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    event = Dataset()
+    event.PatientID = "P-2"
+    status, reply = assoc.send_n_action(event, RECORD_PROCEDURAL_EVENT,
+                                        PROCEDURAL_EVENT_LOGGING,
+                                        PROCEDURAL_EVENT_LOGGING_INSTANCE)
+    assert status.Status == 0x0000 and reply == Dataset()
+    status, got = assoc.send_n_get([0x00080070], DISPLAY_SYSTEM, DISPLAY_SYSTEM_INSTANCE)
+    assert status.Status == 0x0000 and got.Manufacturer == "ACME"
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    ops = [(obj["op"], obj.get("state")) for obj in lines("\n".join(scp.stdout_lines))]
+    assert ops == [("N-ACTION", "P-2"), ("N-GET", None)]
 
 
 # -- Orthanc -----------------------------------------------------------------------------------

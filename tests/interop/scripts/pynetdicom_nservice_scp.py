@@ -7,7 +7,8 @@ Instance Availability Notification (N-CREATE), Storage Commitment Push Model
 (N-ACTION), Unified Procedure Step (Push, Pull: N-CREATE, C-FIND, N-ACTION
 Change UPS State, N-SET, N-GET; C301H for a wrong Transaction UID) and Print
 Management under the Basic Grayscale Print Management Meta SOP Class (a film
-box gets one image box per position of its Image Display Format). Listens on
+box gets one image box per position of its Image Display Format), Procedural
+Event Logging (N-ACTION) and Display System (N-GET: Manufacturer "ACME"). Listens on
 a free loopback port and prints ``listening on port N``; shuts down when its
 standard input closes. Prints one JSON object per request
 served (``{"op": "N-CREATE", ...}``) and per commitment report sent.
@@ -35,10 +36,12 @@ from pynetdicom.sop_class import (
     BasicFilmSession,
     BasicGrayscaleImageBox,
     BasicGrayscalePrintManagementMeta,
+    DisplaySystem,
     InstanceAvailabilityNotification,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     Printer,
+    ProceduralEventLogging,
     StorageCommitmentPushModel,
     UnifiedProcedureStepPull,
     UnifiedProcedureStepPush,
@@ -65,6 +68,8 @@ def main(argv):
         UnifiedProcedureStepPush,
         UnifiedProcedureStepPull,
         BasicGrayscalePrintManagementMeta,
+        ProceduralEventLogging,
+        DisplaySystem,
     ):
         ae.add_supported_context(uid)
 
@@ -169,6 +174,11 @@ def main(argv):
 
     def on_get(event):
         uid = event.request.RequestedSOPInstanceUID
+        if event.request.RequestedSOPClassUID == DisplaySystem:
+            say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
+            answer = Dataset()
+            answer.Manufacturer = "ACME"
+            return 0x0000, answer
         if event.request.RequestedSOPClassUID == Printer:
             say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
             answer = Dataset()
@@ -204,6 +214,10 @@ def main(argv):
             answered.setdefault(id(event.assoc), threading.Event()).set()
 
     def on_action(event):
+        if event.request.RequestedSOPClassUID == ProceduralEventLogging:
+            say(op="N-ACTION", action=event.action_type,
+                state=event.action_information.get("PatientID"))
+            return 0x0000, None
         if event.request.RequestedSOPClassUID == UnifiedProcedureStepPush:
             return on_ups_action(event)
         if event.request.RequestedSOPClassUID == BasicFilmBox:

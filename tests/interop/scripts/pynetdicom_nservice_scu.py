@@ -23,6 +23,8 @@ object per operation: ``{"op": ..., "status": ..., ...}`` (``status`` is
   Meta SOP Class: N-CREATE film session and film box (1 image), N-SET of the
   image box the SCP created, N-ACTION Print, N-GET of the printer status,
   N-DELETE of the film session, and an N-ACTION of an unknown action type;
+* ``log-display`` -- Procedural Event Logging N-ACTION 1 (then 2, refused),
+  and Display System N-GET (Manufacturer) on their well-known instances;
 * ``commit-same`` -- Storage Commitment: N-ACTION for three instances (the one
   whose UID ends in ``.99`` is expected to fail), keeps the association open
   and waits for the N-EVENT-REPORT on it;
@@ -45,10 +47,12 @@ from pynetdicom.sop_class import (
     BasicFilmSession,
     BasicGrayscaleImageBox,
     BasicGrayscalePrintManagementMeta,
+    DisplaySystem,
     InstanceAvailabilityNotification,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     Printer,
+    ProceduralEventLogging,
     StorageCommitmentPushModel,
     UnifiedProcedureStepEvent,
     UnifiedProcedureStepPull,
@@ -208,6 +212,18 @@ def print_film(assoc):
     say("N-DELETE-session", status)
 
 
+def log_and_display(assoc):
+    event = Dataset()
+    event.PatientID = "P-1"
+    event.StudyInstanceUID = ROOT
+    status, _ = assoc.send_n_action(event, 1, ProceduralEventLogging, "1.2.840.10008.1.40.1")
+    say("log", status)
+    status, _ = assoc.send_n_action(event, 2, ProceduralEventLogging, "1.2.840.10008.1.40.1")
+    say("log-action-2", status)
+    status, got = assoc.send_n_get([0x00080070], DisplaySystem, "1.2.840.10008.5.1.1.40.1")
+    say("display", status, manufacturer=str(got.get("Manufacturer", "")) if got else None)
+
+
 def subscribe(assoc):
     info = Dataset()
     info.ReceivingAE = "PYNETDICOM-SCU"
@@ -280,6 +296,8 @@ def main(argv):
         UnifiedProcedureStepPull,
         UnifiedProcedureStepWatch,
         BasicGrayscalePrintManagementMeta,
+        ProceduralEventLogging,
+        DisplaySystem,
     ):
         ae.add_requested_context(uid)
     reports = Reports()
@@ -308,6 +326,8 @@ def main(argv):
             ups(assoc)
         elif scenario == "print":
             print_film(assoc)
+        elif scenario == "log-display":
+            log_and_display(assoc)
         elif scenario == "ups-watch":
             subscribe(assoc)
             assoc.release()
