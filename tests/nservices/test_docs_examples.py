@@ -35,7 +35,7 @@ def test_the_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     finally:  # a failing block must not leave servers behind
         for name in (
             "ris", "modality", "archive", "workstation", "workflow", "labels", "manager",
-            "watcher", "scheduler", "performer", "printer", "viewer",
+            "watcher", "scheduler", "performer", "printer", "viewer", "cath_lab", "injector",
         ):
             ae = namespace.get(name)
             if ae is not None:
