@@ -76,6 +76,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "print_management",
     "application_event_logging",
     "display_system",
+    "media_creation",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"

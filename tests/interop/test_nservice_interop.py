@@ -13,7 +13,8 @@ Each service dicomnet implements, in both directions against pynetdicom 3.0.4
   CC.2 refusals; a subscription and the UPS event report to the subscriber);
 * Print Management under the Basic Grayscale Print Management Meta SOP Class
   (film session, film box, image box, print, printer status, delete);
-* Procedural Event Logging (N-ACTION) and Display System (N-GET);
+* Procedural Event Logging (N-ACTION), Display System (N-GET) and Media
+  Creation Management (N-CREATE, N-ACTION initiate/cancel, N-GET);
 
 and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
 commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
@@ -45,6 +46,11 @@ from dicomnet.plugins.display_system import DISPLAY_SYSTEM, DISPLAY_SYSTEM_INSTA
 from dicomnet.plugins.instance_availability import (
     INSTANCE_AVAILABILITY_NOTIFICATION,
     availability_notification,
+)
+from dicomnet.plugins.media_creation import (
+    ACTION_CANCEL,
+    ACTION_INITIATE,
+    MEDIA_CREATION_MANAGEMENT,
 )
 from dicomnet.plugins.print_management import (
     ACTION_PRINT,
@@ -765,6 +771,67 @@ def test_dicomnet_logs_and_reads_the_display_system_of_pynetdicom(
     assert scp.wait() == 0
     ops = [(obj["op"], obj.get("state")) for obj in lines("\n".join(scp.stdout_lines))]
     assert ops == [("N-ACTION", "P-2"), ("N-GET", None)]
+
+
+def test_pynetdicom_media_creation_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    states: dict[str, str] = {}
+
+    def on_create(event: Any) -> Any:
+        states[event.request.AffectedSOPInstanceUID] = "IDLE"
+        return 0x0000, None
+
+    def on_action(event: Any) -> Any:
+        uid = event.request.RequestedSOPInstanceUID
+        states[uid] = "PENDING" if event.action_type == ACTION_INITIATE else "CANCELED"
+        return 0x0000, None
+
+    def on_get(event: Any) -> Any:
+        answer = Dataset()
+        answer.ExecutionStatus = states[event.request.RequestedSOPInstanceUID]
+        return 0x0000, answer
+
+    scp = dicomnet_ae(SCP_AET, supported=(MEDIA_CREATION_MANAGEMENT,))
+    aes.append(scp)
+    port = serve(scp, [(evt.EVT_N_CREATE, on_create), (evt.EVT_N_ACTION, on_action),
+                       (evt.EVT_N_GET, on_get)])
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_nservice_scu.py", port, SCP_AET,
+                                      "media", python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    ops = by_op(lines(result.stdout))
+    assert ops["N-CREATE"]["status"] == 0x0000, describe(result)
+    assert ops["initiate"]["status"] == 0x0000
+    assert ops["N-GET"]["status"] == 0x0000 and ops["N-GET"]["state"] == "PENDING"
+    assert ops["action-3"]["status"] == 0x0123
+    assert ops["cancel"]["status"] == 0x0000
+    assert list(states.values()) == ["CANCELED"]
+
+
+def test_dicomnet_media_creation_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp, port = start_pynetdicom_scp(peers, pynetdicom_python, "same")
+    scu = dicomnet_ae(SCU_AET, requested=(MEDIA_CREATION_MANAGEMENT,))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP)
+    assert assoc.is_established, scp.output()
+    uid = generate_uid()
+    request = Dataset()
+    item = Dataset()
+    item.ReferencedSOPClassUID = CT
+    item.ReferencedSOPInstanceUID = ROOT + ".1"
+    request.ReferencedSOPSequence = [item]
+    assert assoc.send_n_create(request, MEDIA_CREATION_MANAGEMENT, uid)[0].Status == 0
+    status, _ = assoc.send_n_action(None, ACTION_INITIATE, MEDIA_CREATION_MANAGEMENT, uid)
+    assert status.Status == 0x0000
+    status, got = assoc.send_n_get([0x21000020], MEDIA_CREATION_MANAGEMENT, uid)
+    assert status.Status == 0x0000 and got.ExecutionStatus == "PENDING"
+    status, _ = assoc.send_n_action(None, ACTION_CANCEL, MEDIA_CREATION_MANAGEMENT, uid)
+    assert status.Status == 0x0000
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    ops = [obj["op"] for obj in lines("\n".join(scp.stdout_lines))]
+    assert ops == ["N-CREATE", "N-ACTION", "N-GET", "N-ACTION"]
 
 
 # -- Orthanc -----------------------------------------------------------------------------------

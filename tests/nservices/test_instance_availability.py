@@ -120,6 +120,7 @@ def test_a_notification_is_about_one_study() -> None:
             "ProceduralEventLogging", "SubstanceAdministrationLogging",
         }),
         ("display_system", "display_system", {"DisplaySystem"}),
+        ("media_creation", "media_creation", {"MediaCreationManagement"}),
     ],
 )
 def test_the_n_service_plugins_are_built_in(plugin: str, service: str, keywords: set[str]) -> None:

@@ -8,7 +8,8 @@ Instance Availability Notification (N-CREATE), Storage Commitment Push Model
 Change UPS State, N-SET, N-GET; C301H for a wrong Transaction UID) and Print
 Management under the Basic Grayscale Print Management Meta SOP Class (a film
 box gets one image box per position of its Image Display Format), Procedural
-Event Logging (N-ACTION) and Display System (N-GET: Manufacturer "ACME"). Listens on
+Event Logging (N-ACTION), Display System (N-GET: Manufacturer "ACME") and
+Media Creation Management (N-CREATE, N-ACTION initiate/cancel, N-GET). Listens on
 a free loopback port and prints ``listening on port N``; shuts down when its
 standard input closes. Prints one JSON object per request
 served (``{"op": "N-CREATE", ...}``) and per commitment report sent.
@@ -38,6 +39,7 @@ from pynetdicom.sop_class import (
     BasicGrayscalePrintManagementMeta,
     DisplaySystem,
     InstanceAvailabilityNotification,
+    MediaCreationManagement,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     Printer,
@@ -70,6 +72,7 @@ def main(argv):
         BasicGrayscalePrintManagementMeta,
         ProceduralEventLogging,
         DisplaySystem,
+        MediaCreationManagement,
     ):
         ae.add_supported_context(uid)
 
@@ -97,9 +100,16 @@ def main(argv):
             answer.AffectedSOPInstanceUID = uid
         return 0x0000, answer
 
+    media_requests = {}
+
     def on_create(event):
         if event.request.AffectedSOPClassUID in (BasicFilmSession, BasicFilmBox):
             return on_print_create(event)
+        if event.request.AffectedSOPClassUID == MediaCreationManagement:
+            uid = event.request.AffectedSOPInstanceUID
+            say(op="N-CREATE", sop_class=event.request.AffectedSOPClassUID, uid=uid)
+            media_requests[uid] = "IDLE"
+            return 0x0000, None
         attributes = event.attribute_list
         uid = event.request.AffectedSOPInstanceUID
         say(op="N-CREATE", sop_class=event.request.AffectedSOPClassUID, uid=uid,
@@ -174,6 +184,11 @@ def main(argv):
 
     def on_get(event):
         uid = event.request.RequestedSOPInstanceUID
+        if event.request.RequestedSOPClassUID == MediaCreationManagement:
+            say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
+            answer = Dataset()
+            answer.ExecutionStatus = media_requests.get(uid, "FAILURE")
+            return 0x0000, answer
         if event.request.RequestedSOPClassUID == DisplaySystem:
             say(op="N-GET", uid=uid, tags=[int(t) for t in event.attribute_identifiers])
             answer = Dataset()
@@ -214,6 +229,14 @@ def main(argv):
             answered.setdefault(id(event.assoc), threading.Event()).set()
 
     def on_action(event):
+        if event.request.RequestedSOPClassUID == MediaCreationManagement:
+            uid = event.request.RequestedSOPInstanceUID
+            say(op="N-ACTION", action=event.action_type, state=media_requests.get(uid))
+            if event.action_type == 1:
+                media_requests[uid] = "PENDING"
+            else:
+                media_requests.pop(uid, None)
+            return 0x0000, None
         if event.request.RequestedSOPClassUID == ProceduralEventLogging:
             say(op="N-ACTION", action=event.action_type,
                 state=event.action_information.get("PatientID"))

@@ -25,6 +25,9 @@ object per operation: ``{"op": ..., "status": ..., ...}`` (``status`` is
   N-DELETE of the film session, and an N-ACTION of an unknown action type;
 * ``log-display`` -- Procedural Event Logging N-ACTION 1 (then 2, refused),
   and Display System N-GET (Manufacturer) on their well-known instances;
+* ``media`` -- Media Creation Management: N-CREATE a request, N-ACTION 1
+  (initiate), N-GET its Execution Status, N-ACTION 3 (refused), N-ACTION 2
+  (cancel);
 * ``commit-same`` -- Storage Commitment: N-ACTION for three instances (the one
   whose UID ends in ``.99`` is expected to fail), keeps the association open
   and waits for the N-EVENT-REPORT on it;
@@ -49,6 +52,7 @@ from pynetdicom.sop_class import (
     BasicGrayscalePrintManagementMeta,
     DisplaySystem,
     InstanceAvailabilityNotification,
+    MediaCreationManagement,
     ModalityPerformedProcedureStep,
     ModalityPerformedProcedureStepRetrieve,
     Printer,
@@ -224,6 +228,28 @@ def log_and_display(assoc):
     say("display", status, manufacturer=str(got.get("Manufacturer", "")) if got else None)
 
 
+def media(assoc):
+    uid = generate_uid()
+    request = Dataset()
+    request.LabelText = "Study of Jane Doe"
+    item = Dataset()
+    item.ReferencedSOPClassUID = CT
+    item.ReferencedSOPInstanceUID = ROOT + ".1"
+    request.ReferencedSOPSequence = [item]
+    status, _ = assoc.send_n_create(request, MediaCreationManagement, uid)
+    say("N-CREATE", status)
+    initiate = Dataset()
+    initiate.NumberOfCopies = 1
+    status, _ = assoc.send_n_action(initiate, 1, MediaCreationManagement, uid)
+    say("initiate", status)
+    status, got = assoc.send_n_get([0x21000020], MediaCreationManagement, uid)
+    say("N-GET", status, state=got.get("ExecutionStatus") if got else None)
+    status, _ = assoc.send_n_action(None, 3, MediaCreationManagement, uid)
+    say("action-3", status)
+    status, _ = assoc.send_n_action(None, 2, MediaCreationManagement, uid)
+    say("cancel", status)
+
+
 def subscribe(assoc):
     info = Dataset()
     info.ReceivingAE = "PYNETDICOM-SCU"
@@ -298,6 +324,7 @@ def main(argv):
         BasicGrayscalePrintManagementMeta,
         ProceduralEventLogging,
         DisplaySystem,
+        MediaCreationManagement,
     ):
         ae.add_requested_context(uid)
     reports = Reports()
@@ -328,6 +355,8 @@ def main(argv):
             print_film(assoc)
         elif scenario == "log-display":
             log_and_display(assoc)
+        elif scenario == "media":
+            media(assoc)
         elif scenario == "ups-watch":
             subscribe(assoc)
             assoc.release()
