@@ -22,6 +22,7 @@ unified_procedure_step     Unified Procedure Step (DIMSE-N, C-FIND)     Annex CC
 print_management           Print Management (DIMSE-N, meta classes)     Annex H
 application_event_logging  Application Event Logging (N-ACTION)         Annex P
 display_system             Display System Management (N-GET)            Annex EE
+media_creation             Media Creation Management (DIMSE-N)          Annex S
 =========================  ===========================================  =============
 
 ``_qr_engine`` and ``_n_engine`` are not plugins: the engines serving the

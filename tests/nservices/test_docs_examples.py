@@ -36,6 +36,7 @@ def test_the_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         for name in (
             "ris", "modality", "archive", "workstation", "workflow", "labels", "manager",
             "watcher", "scheduler", "performer", "printer", "viewer", "cath_lab", "injector",
+            "burner",
         ):
             ae = namespace.get(name)
             if ae is not None:
