@@ -7,7 +7,7 @@ The threaded transport in one picture::
     send_c_echo() ─ encode ─ sendmsg ──►   wait_readable(next deadline)
          │                                  recv_into(framing buffer)
          └── wait on a condition  ◄──────   UpperLayer → MessageAssembler → route:
-                                              responses → wake the waiting caller
+             (or read, if nobody does)        responses → wake the waiting caller
                                               requests  → service class → handler
 
 One thread per association, no polling and no queues between layers: the
@@ -20,12 +20,21 @@ and streaming a data set's fragments straight to its sink. Writes happen in
 whichever thread has something to send, one ``sendmsg`` per batch of PDUs,
 serialised per DIMSE message so that messages never interleave.
 
-Reading is done by one thread at a time: the *pump*. Before an association is
-established the thread that asked for it pumps (negotiation costs no thread
-switch); afterwards the association's own thread does. A handler running in
-the association's thread that must wait for a response itself (a C-GET SCP
-sending C-STORE sub-operations) pumps re-entrantly: responses and C-CANCELs are
-processed at once, new requests wait until the handler returns.
+Reading is done by one thread at a time: the *pump*. An acceptor's own thread
+is its pump for good: requests are served there. A requestor's reading goes to
+whoever waits: the thread that asked for the association pumps during the
+negotiation, and afterwards a caller waiting for a response reads it itself
+when nobody else reads -- a response then wakes the one thread that waits for
+it, not the association's thread and then the caller. The association's own
+thread reads only once no caller has waited for :data:`CALLER_LINGER` seconds
+(the peer's release or abort, the peer's requests, the timers), and waits for
+bytes without the pump role, so that a caller can take it at any moment.
+Whoever pumps processes everything that arrives: other threads' responses
+(they sleep on a condition), requests of the peer's (served there: a C-GET
+caller runs the C-STORE sub-operations' handler), C-CANCELs. A handler that
+must wait for a response itself (a C-GET SCP sending C-STORE sub-operations)
+pumps re-entrantly: responses and C-CANCELs are processed at once, new
+requests wait until the handler returns.
 
 Statuses follow the documented pynetdicom semantics: a response's status comes
 back as a :class:`pydicom.Dataset`, an empty one when the peer timed out,
@@ -121,6 +130,10 @@ __all__ = ["Association", "ServiceUser"]
 LOGGER = logging.getLogger("dicomnet.assoc")
 
 _monotonic = time.monotonic
+
+#: a requestor's own thread leaves the reading to callers (a thread waiting for a
+#: response reads it itself) until none has waited for this many seconds
+CALLER_LINGER = 0.05
 
 #: P-DATA-TF PDUs longer than this are received in pieces as they arrive
 #: (``UpperLayer.next_pdata_part``): a data set is written while the rest of its
@@ -226,8 +239,15 @@ class Association(threading.Thread):
 
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        #: where a requestor's own thread waits while callers read (see _watch)
+        self._idle_cond = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
+        #: the thread that reads now (the pump), if any; changed under _lock
         self._pump_ident: int | None = None
+        #: threads waiting in _wait (for a response, a release...), and when the last one
+        #: left; both under _lock
+        self._callers = 0
+        self._last_call = 0.0
         self._closed = False
         self._released_event = threading.Event()
         self._message_ids = MessageIDs()
@@ -386,16 +406,7 @@ class Association(threading.Thread):
                 return False
             # Read what is there first (one recv, never blocking); wait for more,
             # with the kernel's next deadline as the timeout, only when nothing is.
-            buffer = ul.get_buffer()
-            count = channel.read_now(buffer)
-            if count is not None:
-                with self._lock:
-                    if count:
-                        ul.buffer_updated(count)
-                    else:
-                        ul.connection_lost()
-                if count and self._listens(EVT_DATA_RECV):
-                    self._notify(EVT_DATA_RECV, data=bytes(buffer[:count]))
+            if self._receive_now():
                 continue
             wake = ul.next_deadline()
             if deadline is not None and (wake is None or deadline < wake):
@@ -407,6 +418,82 @@ class Association(threading.Thread):
                 if deadline is not None and _monotonic() >= deadline:
                     self._drain()
                     return done()
+
+    def _receive_now(self) -> bool:
+        """One read of what has arrived, never blocking; whether anything (or the end) came."""
+        ul = self._ul
+        channel = self._channel
+        assert ul is not None and channel is not None
+        buffer = ul.get_buffer()
+        count = channel.read_now(buffer)
+        if count is None:
+            return False
+        with self._lock:
+            if count:
+                ul.buffer_updated(count)
+            else:
+                ul.connection_lost()
+        if count and self._listens(EVT_DATA_RECV):
+            self._notify(EVT_DATA_RECV, data=bytes(buffer[:count]))
+        return True
+
+    def _watch(self) -> None:
+        """A requestor's own thread, once established: read whenever no caller does.
+
+        A caller waiting for a response reads it itself (:meth:`_wait`), so
+        that the response wakes one thread -- the caller -- rather than this
+        one, which then wakes the caller. This thread reads what comes while
+        no caller has waited for :data:`CALLER_LINGER` seconds: a release or
+        an abort from the peer, requests of the peer's, the kernel's timers. It
+        stays out of the way meanwhile, without a wake-up per response: a
+        caller that sends request after request keeps the reading to itself.
+        It waits for bytes *without* the pump role, so that a caller can take
+        the role at once, and takes it only when nobody has.
+        """
+        ul = self._ul
+        channel = self._channel
+        assert ul is not None and channel is not None
+        me = threading.get_ident()
+        lock = self._lock
+        idle = self._idle_cond
+        while True:
+            with lock:
+                while True:
+                    if self._closed:
+                        while self._pump_ident is not None:  # a caller ends its pass first
+                            idle.wait()
+                        return
+                    if self._caller_reads():
+                        idle.wait(CALLER_LINGER)  # a caller reads; look again later
+                        continue
+                    quiet = self._last_call + CALLER_LINGER - _monotonic()
+                    if quiet <= 0:
+                        break
+                    idle.wait(quiet)
+            # Wait for bytes or a timer without the role, then take it only if nobody did.
+            wake = ul.next_deadline()
+            channel.wait_readable(None if wake is None else max(0.0, wake - _monotonic()))
+            with lock:
+                if self._caller_reads():
+                    continue  # and if the connection closed meanwhile, see to it above
+                self._pump_ident = me
+            try:
+                while not self._closed:
+                    self._drain()
+                    if self._closed or not self._receive_now():
+                        break
+                if not self._closed:
+                    with lock:
+                        ul.handle_timer()  # harmless when nothing is due
+                    self._drain()
+            finally:
+                with lock:
+                    self._pump_ident = None
+                    self._cond.notify_all()  # a caller that came meanwhile reads now
+
+    def _caller_reads(self) -> bool:
+        """Whether a caller waits or somebody holds the pump role (call with ``_lock`` held)."""
+        return bool(self._callers) or self._pump_ident is not None
 
     def _drain(self) -> None:
         """Process every event the kernel can produce from what has been received."""
@@ -708,6 +795,7 @@ class Association(threading.Thread):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._idle_cond.notify_all()
         if self.is_established:  # the peer vanished without release or abort
             self._on_aborted(Aborted(source=2, reason=0, local=True, error="connection closed"))
 
@@ -766,17 +854,20 @@ class Association(threading.Thread):
                 lambda: self.is_established or self.is_rejected or self.is_aborted or self._closed
             )
         finally:
-            # No thread pumps until the association's own one says so in run(): a
-            # caller waiting meanwhile sleeps on the condition instead of reading.
-            self._pump_ident = None
+            # The reading is free: a caller takes it, or the association's own thread
+            # once no caller has come for a while (the caller usually comes at once).
+            with self._lock:
+                self._pump_ident = None
+                self._last_call = _monotonic()
             # Always: the thread serves the association, or just closes the socket.
             self.start()
 
     def run(self) -> None:
         """The association's thread: serve it until the connection closes."""
-        self._pump_ident = threading.get_ident()
         try:
             if self.is_acceptor:
+                # an acceptor's thread is the pump for good: requests are served in it
+                self._pump_ident = threading.get_ident()
                 if self._pending_tls is not None:
                     sock, context = self._pending_tls
                     self._pending_tls = None
@@ -796,7 +887,7 @@ class Association(threading.Thread):
                     self.set_socket(channel)
                 serve_as_acceptor(self)
             elif self.is_established:
-                self._pump(lambda: False)
+                self._watch()
         except Exception:
             LOGGER.exception("Unexpected error in the association thread; aborting")
             self.abort()
@@ -822,6 +913,7 @@ class Association(threading.Thread):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._idle_cond.notify_all()
         self._drop_incoming("ended")
         self._drop_deferred()
         self._ae._association_ended(self)
@@ -848,7 +940,7 @@ class Association(threading.Thread):
             LOGGER.error("No A-RELEASE-RP within the ACSE timeout: aborting")
             self.abort()
             return
-        if self.is_released and threading.get_ident() != self.ident and self.is_alive():
+        if self.is_released and self._may_join():
             self.join(timeout if timeout is not None else None)
 
     def abort(self) -> None:
@@ -894,7 +986,7 @@ class Association(threading.Thread):
             self._channel.shutdown()
         with self._cond:
             self._cond.notify_all()
-        if self.is_alive() and threading.get_ident() != self.ident:
+        if self._may_join():
             self.join(5.0)
 
     def kill(self) -> None:
@@ -905,20 +997,63 @@ class Association(threading.Thread):
         """Deprecated alias of :meth:`is_alive`."""
         return self.is_alive()
 
+    def _may_join(self) -> bool:
+        """Whether this thread may wait for the association's thread to end: not that thread
+        itself, nor one it waits for (the pump: a handler run by a caller that reads)."""
+        me = threading.get_ident()
+        return self.is_alive() and me not in (self.ident, self._pump_ident)
+
     # -- waiting ------------------------------------------------------------------------------
     def _wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
-        """Wait until ``done()``: pump if this thread is the pump, else sleep on the condition."""
-        if threading.get_ident() == self._pump_ident:
+        """Wait until ``done()`` or ``deadline``, reading if nobody else reads.
+
+        The pump (re-entrant: a handler that waits) goes on pumping. Another
+        thread reads itself when nobody holds the pump role -- a requestor's
+        own thread steps aside for it (:meth:`_watch`) -- and otherwise sleeps
+        on the condition until the pump has done the work for it or leaves the
+        role free. Either way each response wakes one thread only.
+        """
+        me = threading.get_ident()
+        if me == self._pump_ident:
             return self._pump(done, deadline)
-        with self._cond:
-            while not done():
-                if self._closed:
-                    return done()
-                timeout = None if deadline is None else deadline - _monotonic()
-                if timeout is not None and timeout <= 0:
-                    return done()
-                self._cond.wait(timeout)
-            return True
+        cond = self._cond
+        with cond:
+            self._callers += 1
+            try:
+                while True:
+                    if done():
+                        return True
+                    if self._closed:
+                        return done()
+                    if self._pump_ident is None:
+                        self._pump_ident = me
+                        break
+                    timeout = None if deadline is None else deadline - _monotonic()
+                    if timeout is not None and timeout <= 0:
+                        return done()
+                    cond.wait(timeout)
+            finally:
+                if self._pump_ident != me:
+                    self._leave_waiting()
+        try:
+            return self._pump(done, deadline)
+        except Exception:
+            LOGGER.exception("Unexpected error while receiving; aborting")
+            self.abort()
+            return done()
+        finally:
+            with cond:
+                self._pump_ident = None
+                cond.notify_all()  # another waiting caller may read now
+                self._leave_waiting()
+
+    def _leave_waiting(self) -> None:
+        """A caller is done waiting (call with ``_lock`` held). The requestor's own thread
+        takes the reading back once no caller has come for a while (:meth:`_watch`)."""
+        self._callers -= 1
+        self._last_call = _monotonic()
+        if self._closed:
+            self._idle_cond.notify_all()
 
     def _is_cancelled(self, message_id: int) -> bool:
         """Whether a C-CANCEL arrived for ``message_id`` (reads what is waiting, never blocks)."""
