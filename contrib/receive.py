@@ -72,7 +72,9 @@ class StoreInDirectory:
 
     Returns Success (0000H) once the instance is on disk (``event.store()``);
     A700H *Refused: out of resources* when the disk or the quota is full; any
-    other error propagates (the SCP answers C211H and logs it).
+    other error propagates (the SCP answers C211H and logs it). With
+    ``fsync=False`` it neither flushes nor, through its ``fsync`` attribute,
+    lets the storage plugin's sink start write-back while an instance arrives.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:

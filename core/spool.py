@@ -52,7 +52,9 @@ done about their cost, and what is not:
   writing dirty pages without waiting and drops only pages already clean).
   The device writes during the transfer instead of after it, and the final
   ``fdatasync`` waits for the tail only. It is a hint: the ``fdatasync``
-  still decides durability.
+  still decides durability. A receiver that does not flush (``dicomnet
+  receive --no-fsync``) does not ask for it (``SpoolSink(writeback=False)``):
+  the hint would cost it system calls and device writes it does not wait for.
 * Flushing the folder once per *batch* of instances (one ``fsync`` for the
   instances of an association, or every N files) is **not** done: the SCU
   waits for each response before it sends the next instance (DCMTK's
@@ -548,6 +550,9 @@ class SpoolSink:
         file as they arrive; ``0`` writes every data set (even an empty one).
     :param buffer_size: fragments are written to the file once this many bytes
         are waiting (one ``writev``; the fragments themselves are not copied).
+    :param writeback: start write-back while the data set arrives (see the
+        module docstring), for a file that will be flushed when stored; a
+        receiver that does not flush passes ``False``.
 
     Implements :class:`dicomnet.service.DatasetSink`. Not thread-safe: one
     association's thread feeds it.
@@ -566,6 +571,7 @@ class SpoolSink:
         "_pending",
         "_pending_bytes",
         "_threshold",
+        "_writeback",
         "_written",
     )
 
@@ -576,8 +582,10 @@ class SpoolSink:
         threshold: int = 0,
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        writeback: bool = True,
     ) -> None:
         self._meta = meta
+        self._writeback = writeback and _FADV_DONTNEED is not None
         self._directory = directory
         self._threshold = threshold
         self._buffer_size = buffer_size
@@ -663,18 +671,19 @@ class SpoolSink:
                 self._written += self._pending_bytes
                 self._pending = []
                 self._pending_bytes = 0
-                if self._written <= WRITEBACK_STEP or (
-                    self._written - self._kicked >= WRITEBACK_STEP
+                if self._writeback and (
+                    self._written <= WRITEBACK_STEP
+                    or self._written - self._kicked >= WRITEBACK_STEP
                 ):
                     self._start_writeback()
         return self._failure
 
     def _start_writeback(self) -> None:
         """Have the kernel start writing what was written since the last call (no wait)."""
-        if _FADV_DONTNEED is not None:
-            start, length = self._kicked, self._written - self._kicked
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self._fd, start, length, _FADV_DONTNEED)
+        assert _FADV_DONTNEED is not None
+        start, length = self._kicked, self._written - self._kicked
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self._fd, start, length, _FADV_DONTNEED)
         self._kicked = self._written
 
     def _fail(self, exc: Exception) -> None:

@@ -12,6 +12,14 @@ file, ``None``: never), in ``spool_directory``. It is never decoded on the way:
 a handler that only stores the instance (``event.store(directory)``) costs no
 decoding at all, and memory does not grow with the size of the object.
 
+**Flushing.** The sink starts the write-back of a spooled data set while it
+arrives, so that the flush of a handler that stores durably waits for the
+tail only. A handler that stores *without* flushing says so with an
+attribute ``fsync = False`` (``dicomnet.contrib.receive.StoreInDirectory(...,
+fsync=False)``, what ``dicomnet receive --no-fsync`` binds): the sink then
+leaves write-back to the kernel and the receive path makes no system call for
+it. Any other handler (a plain function) gets the write-back.
+
 **The SCP** (:func:`storage_scp`), for each request:
 
 1. checks what can be checked without decoding (PS3.7 9.1.1.1); a request
@@ -204,8 +212,9 @@ def storage_sink(assoc: Any, context: AcceptedContext, request: DimseRequest) ->
 
     A :class:`~dicomnet.spool.SpoolSink` with the AE's ``spool_threshold`` and
     ``spool_directory`` (``None`` -- collect in memory -- when the threshold is
-    ``None``), or a :class:`~dicomnet.spool.DiscardSink` for a request that
-    will be refused anyway.
+    ``None``), starting write-back early unless the ``EVT_C_STORE`` handler
+    has ``fsync = False``; or a :class:`~dicomnet.spool.DiscardSink` for a
+    request that will be refused anyway.
     """
     if _refusal(request, context) is not None:
         return DiscardSink()
@@ -214,7 +223,13 @@ def storage_sink(assoc: Any, context: AcceptedContext, request: DimseRequest) ->
     if threshold is None:
         return None
     meta = file_meta_info(assoc, str(context.transfer_syntax), request)
-    return SpoolSink(meta, ae.spool_directory, threshold)
+    return SpoolSink(meta, ae.spool_directory, threshold, writeback=_handler_flushes(assoc))
+
+
+def _handler_flushes(assoc: Any) -> bool:
+    """Whether the ``EVT_C_STORE`` handler may flush what it stores (unless it says not)."""
+    bound = assoc._handlers.intervention_handler(EVT_C_STORE)
+    return bound is None or getattr(bound[0], "fsync", True) is not False
 
 
 # -- the SCP ----------------------------------------------------------------------------------
