@@ -48,6 +48,7 @@ from .events import (
     EVT_SOP_EXTENDED,
     EVT_USER_ID,
 )
+from .fsm import State
 from .pdu import AAssociateAC, AAssociateRJ, AAssociateRQ
 from .user_info import AsyncOperationsWindow, UserIdentityRQ
 
@@ -80,28 +81,43 @@ def serve_as_acceptor(assoc: Association) -> None:
     except Exception:
         LOGGER.exception("Error while deciding on an association request; rejecting it")
         decision = None
+    response: AAssociateAC | AAssociateRJ
     if decision is None or isinstance(decision, AAssociateRJ):
-        rj = decision if decision is not None else AAssociateRJ(2, 1, 1)
+        response = decision if decision is not None else AAssociateRJ(2, 1, 1)
+    else:
+        assert isinstance(decision.response, AAssociateAC)
+        response = decision.response
+    with assoc._lock:
+        # The association may be over already: a PDU the peer sent before our
+        # answer (an A-ABORT, or one that Table 9-10 answers with AA-8 in Sta3) or
+        # our own abort (the server shutting down) ended it while we decided. That
+        # is an ordinary abort, reported as such; there is nobody left to answer.
+        answerable = ul.state is State.Sta3
+        if answerable:
+            if isinstance(response, AAssociateRJ):
+                ul.reject(response)
+            else:
+                ul.accept(response)
+    if not answerable:
+        LOGGER.info("The association from %r ended before it was answered", rq.calling_ae_title)
+    elif isinstance(response, AAssociateRJ):
         LOGGER.info(
-            "Rejecting the association from %r: %s", rq.calling_ae_title, describe_rejection(rj)
+            "Rejecting the association from %r: %s",
+            rq.calling_ae_title,
+            describe_rejection(response),
         )
-        with assoc._lock:
-            ul.reject(rj)
         # rejected before the peer can know it: it may ask again at once, and this
         # association must not count against maximum_associations any more
         assoc.is_rejected = True
-        assoc._notify(EVT_ACSE_SENT, primitive=rj)
+        assoc._notify(EVT_ACSE_SENT, primitive=response)
         assoc._flush()
         assoc._notify(EVT_REJECTED)
     else:
-        result = decision
-        assert isinstance(result.response, AAssociateAC)
-        with assoc._lock:
-            ul.accept(result.response)
-        assoc._notify(EVT_ACSE_SENT, primitive=result.response)
+        assert decision is not None and not isinstance(decision, AAssociateRJ)
+        assoc._notify(EVT_ACSE_SENT, primitive=response)
         assoc._flush()
-        assoc._established(result)
-        assoc.acceptor.maximum_length = result.max_receive_length
+        assoc._established(decision)
+        assoc.acceptor.maximum_length = decision.max_receive_length
         assoc._notify(EVT_ACCEPTED)
         assoc._notify(EVT_ESTABLISHED)
     assoc._pump(lambda: False)
