@@ -262,6 +262,9 @@ class Association(threading.Thread):
             collections.deque()
         )
         self._handler_depth = 0
+        #: the peer's A-RELEASE-RQ, answered once the requests received before it are
+        #: (we may still send P-DATA in Sta8: PS3.8 Table 9-10, AR-7)
+        self._release_requested: ReleaseRequested | None = None
         self._pending_tls: tuple[Any, Any] | None = None
         self._handshaking: Any = None  # the TLS socket while its handshake runs
         self._stop_requested = False  # abort() came before the Upper Layer existed
@@ -528,6 +531,10 @@ class Association(threading.Thread):
             while self._deferred and not self._closed:
                 context_id, message, data = self._deferred.popleft()
                 self._dispatch_request(context_id, message, data)
+            if self._release_requested is not None and not self._deferred:
+                release, self._release_requested = self._release_requested, None
+                self._answer_release(release)
+                self._flush()
 
     def _flush(self) -> None:
         """Write what the kernel has queued; close the transport when an action says so."""
@@ -622,17 +629,11 @@ class Association(threading.Thread):
             self._on_rejected(event.rj)
         elif isinstance(event, ReleaseRequested):
             self._notify(EVT_ACSE_RECV, primitive=event)
-            with self._lock:
-                assert self._ul is not None
-                if self._ul.state in (State.Sta8, State.Sta9):
-                    self._ul.release_response()
-                    respond = True
-                else:
-                    respond = False
-            if respond:
-                self._notify(EVT_ACSE_SENT, primitive=event)
-                if not event.collision:
-                    self._mark_released()
+            if not event.collision and (self._deferred or self._handler_depth):
+                # requests received before it are answered first (_drain), then it
+                self._release_requested = event
+            else:
+                self._answer_release(event)
         elif isinstance(event, ReleaseConfirmed):
             self._notify(EVT_ACSE_RECV, primitive=event)
             with self._lock:
@@ -644,6 +645,20 @@ class Association(threading.Thread):
             self._on_aborted(event)
         elif isinstance(event, ConnectionClosed):
             self._on_closed()
+
+    def _answer_release(self, event: ReleaseRequested) -> None:
+        """Send the A-RELEASE-RP for the peer's A-RELEASE-RQ (AR-4 in Sta8, AR-9 in Sta9)."""
+        with self._lock:
+            assert self._ul is not None
+            if self._ul.state in (State.Sta8, State.Sta9):
+                self._ul.release_response()
+                respond = True
+            else:
+                respond = False  # aborted meanwhile, or a collision being resolved
+        if respond:
+            self._notify(EVT_ACSE_SENT, primitive=event)
+            if not event.collision:
+                self._mark_released()
 
     def _on_dimse_event(self, event: Any) -> None:
         if isinstance(event, DatasetFragment):

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from dicomnet.pdu import AAbort
+from dicomnet import dimse_messages as dm
+from dicomnet.pdu import AAbort, AReleaseRP, AReleaseRQ
 
 from .peers import RawPeer, echo_rq_pdata, verification_rq
 
@@ -35,3 +36,16 @@ def test_a_pdu_before_our_answer_is_an_ordinary_abort(
     with scu.associate("127.0.0.1", scp.port, ae_title="SCP") as assoc:  # still serving
         assert assoc.send_c_echo().Status == 0
     assert not [r for r in caplog.records if r.exc_info or "Unexpected" in r.getMessage()]
+
+
+def test_queued_requests_are_answered_before_the_release(scp: Any) -> None:
+    with RawPeer.connect(scp.address) as peer:
+        peer.associate(verification_rq())
+        peer.send(
+            echo_rq_pdata(message_id=1) + echo_rq_pdata(message_id=2) + AReleaseRQ().to_bytes()
+        )
+        first, second = peer.read_dimse(), peer.read_dimse()
+        assert isinstance(first, dm.CEchoRSP) and isinstance(second, dm.CEchoRSP)
+        assert (first.MessageIDBeingRespondedTo, second.MessageIDBeingRespondedTo) == (1, 2)
+        assert first.Status == second.Status == 0
+        peer.expect(AReleaseRP)
