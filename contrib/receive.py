@@ -91,9 +91,9 @@ class StoreInDirectory:
             LOGGER.error("Cannot store %s: %s", event.request.AffectedSOPInstanceUID, exc)
             return OUT_OF_RESOURCES
         if LOGGER.isEnabledFor(logging.INFO):
-            LOGGER.info(
-                "Stored %s from %r%s", path.name, event.assoc.requestor.ae_title, self.worker
-            )
+            assoc = event.assoc  # the peer: the requestor, or the acceptor of our C-GET
+            peer = assoc.acceptor if assoc.is_requestor else assoc.requestor
+            LOGGER.info("Stored %s from %r%s", path.name, peer.ae_title, self.worker)
         return 0x0000
 
 

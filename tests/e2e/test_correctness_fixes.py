@@ -13,14 +13,22 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
 
 from dicomnet import dimse_messages as dm
+from dicomnet import evt
+from dicomnet.contrib.receive import StoreInDirectory
 from dicomnet.pdu import AAbort, AReleaseRP, AReleaseRQ
+from dicomnet.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 
 from .peers import RawPeer, echo_rq_pdata, verification_rq
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Q/R GET
 
 
 def test_a_pdu_before_our_answer_is_an_ordinary_abort(
@@ -49,3 +57,44 @@ def test_queued_requests_are_answered_before_the_release(scp: Any) -> None:
         assert (first.MessageIDBeingRespondedTo, second.MessageIDBeingRespondedTo) == (1, 2)
         assert first.Status == second.Status == 0
         peer.expect(AReleaseRP)
+
+
+def test_store_in_directory_names_the_peer_of_our_c_get(
+    make_scp: Any, make_scu: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def on_get(event: Any) -> Any:
+        yield 1
+        ds = Dataset()
+        ds.SOPClassUID = CT_IMAGE
+        ds.SOPInstanceUID = "1.2.3.4.5"
+        ds.PatientID = "P"
+        yield 0xFF00, ds
+
+    scp = make_scp(
+        "GETSCP",
+        contexts=[GET],
+        handlers=[(evt.EVT_C_GET, on_get)],
+        configure=lambda ae: ae.add_supported_context(CT_IMAGE, scu_role=False, scp_role=True),
+    )
+    scu = make_scu("GETSCU", contexts=[GET, CT_IMAGE])
+    role = SCP_SCU_RoleSelectionNegotiation()
+    role.sop_class_uid = CT_IMAGE
+    role.scu_role = False
+    role.scp_role = True
+    caplog.set_level(logging.INFO, logger="dicomnet.receive")
+    assoc = scu.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title="GETSCP",
+        ext_neg=[role],
+        evt_handlers=[(evt.EVT_C_STORE, StoreInDirectory(tmp_path, fsync=False))],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = "1.2.3"
+    statuses = [status.Status for status, _ in assoc.send_c_get(query, GET)]
+    assoc.release()
+    assert statuses[-1] == 0
+    assert (tmp_path / "1.2.3.4.5.dcm").exists()
+    stored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Stored")]
+    assert stored == ["Stored 1.2.3.4.5.dcm from 'GETSCP'"]
