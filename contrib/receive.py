@@ -48,7 +48,7 @@ from dicomnet.plugins.storage import (
 )
 from dicomnet.server import AssociationServer
 from dicomnet.sop_class import Verification
-from dicomnet.spool import sync_directory
+from dicomnet.spool import Folder, sync_directory
 
 from ._cli_common import _ae_title, _max_pdu, verbosity_options
 
@@ -77,14 +77,25 @@ class StoreInDirectory:
     lets the storage plugin's sink start write-back while an instance arrives.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, fsync: bool = True, keep_open: bool = False
+    ) -> None:
         self.directory = os.fspath(directory)
         self.fsync = fsync
         self.worker = ""
+        # flushing the folder after each rename through one descriptor kept open
+        # (close() it) rather than opening and closing the folder for every file
+        self._folder = Folder(directory) if keep_open and fsync else None
+
+    def close(self) -> None:
+        """Close the folder's descriptor, if one is kept open. Idempotent."""
+        if self._folder is not None:
+            self._folder.close()
 
     def __call__(self, event: Event) -> Any:
         try:
-            path = event.store(self.directory, fsync=self.fsync)
+            where = self._folder if self._folder is not None else self.directory
+            path = event.store(where, fsync=self.fsync)
         except OSError as exc:
             if exc.errno not in _OUT_OF_RESOURCES_ERRNOS:
                 raise
@@ -106,12 +117,15 @@ def make_storage_ae(
     fsync: bool = True,
     accept_retired: bool = False,
     transfer_syntaxes: Sequence[str] = COMMON_TRANSFER_SYNTAXES,
+    keep_folder_open: bool = False,
 ) -> tuple[AE, StoreInDirectory]:
     """The AE of one ``dicomnet receive`` worker, and its ``EVT_C_STORE`` handler (bound).
 
     Verification and every storage SOP class (retired ones with
     ``accept_retired``) in ``transfer_syntaxes``; data sets spooled straight
-    to ``directory`` (same file system: storing is a rename).
+    to ``directory`` (same file system: storing is a rename). With
+    ``keep_folder_open`` the handler flushes the folder through a descriptor it
+    keeps open: ``close()`` it after the AE is shut down.
     """
     ae = AE(ae_title, plugins=["verification", "storage"])
     ae.maximum_pdu_size = max_pdu
@@ -120,7 +134,7 @@ def make_storage_ae(
     ae.spool_directory = os.fspath(directory)
     add_storage_contexts(ae, transfer_syntaxes, retired=accept_retired)
     ae.add_supported_context(Verification)
-    handler = StoreInDirectory(directory, fsync=fsync)
+    handler = StoreInDirectory(directory, fsync=fsync, keep_open=keep_folder_open)
     ae.bind(evt.EVT_C_STORE, handler)
     return ae, handler
 
@@ -271,7 +285,7 @@ def serve_storage(
     with _stop_signals() as wait:
         if workers == 1:
             sock = _socket(host, port, reuse_port=False, listen=True)
-            ae, _handler = make_storage_ae(folder, **options)
+            ae, handler = make_storage_ae(folder, keep_folder_open=True, **options)
             bound = sock.getsockname()[:2]
 
             def ready() -> None:
@@ -279,7 +293,10 @@ def serve_storage(
                 if on_ready is not None:
                     on_ready(bound[0], bound[1])
 
-            _serve_one(ae, sock, wait, ready)
+            try:
+                _serve_one(ae, sock, wait, ready)
+            finally:
+                handler.close()
             return 0
         return _supervise(folder, host, port, workers, options, wait, on_ready)
 
@@ -414,14 +431,17 @@ def _worker(
         sock = parent_sock
     with _stop_signals() as wait:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        ae, handler = make_storage_ae(folder, **options)
+        ae, handler = make_storage_ae(folder, keep_folder_open=True, **options)
         handler.worker = f" [worker {number}, pid {os.getpid()}]"
 
         def ready() -> None:
             os.write(ready_w, b"r")
             os.close(ready_w)
 
-        _serve_one(ae, sock, wait, ready)
+        try:
+            _serve_one(ae, sock, wait, ready)
+        finally:
+            handler.close()
     return 0
 
 

@@ -70,7 +70,8 @@ done about their cost, and what is not:
   the same time into one commit (ext4's jbd2, XFS's log force), so parallel
   senders cost fewer commits than files without any coordination here.
 
-Temporary files are named ``.dicomnet-<random>.part``, created with mode
+Temporary files are named ``.dicomnet-<random>-<n>.part`` (a random stem per
+process, then a counter: no ``getrandom`` call per file), created with mode
 0600 and given the process's normal file mode (``0666 & ~umask``) only when
 stored. After a crash (``SIGKILL``, power loss) such files may remain; they
 are never a complete instance under its final name and may be deleted when
@@ -83,6 +84,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -114,6 +116,7 @@ __all__ = [
     "WRITEBACK_STEP",
     "DiscardSink",
     "FileMetaInfo",
+    "Folder",
     "Received",
     "SpoolFailure",
     "SpoolSink",
@@ -279,7 +282,14 @@ def sync_file(fd: int) -> None:
 
 
 def sync_directory(directory: _PathLike) -> None:
-    """Flush a directory's entries (a rename into it) to stable storage; no-op on Windows."""
+    """Flush a directory's entries (a rename into it) to stable storage; no-op on Windows.
+
+    A :class:`Folder` is flushed through the descriptor it keeps open; any other
+    path is opened, flushed and closed.
+    """
+    if isinstance(directory, Folder):
+        directory.sync()
+        return
     if _O_DIRECTORY is None:  # pragma: no cover - Windows has no directory descriptors
         return
     fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
@@ -287,6 +297,49 @@ def sync_directory(directory: _PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Folder(os.PathLike[str]):
+    """A folder that instances are stored in, its descriptor kept open for the flushes.
+
+    Give it wherever a directory is expected (``event.store(folder)``,
+    :meth:`SpooledDataset.store`, :func:`store_bytes`): the ``fsync`` of the
+    folder after each rename then costs one system call instead of three (open,
+    flush, close). Close it when done (or use it as a context manager).
+    """
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: _PathLike) -> None:
+        self.path = os.fspath(path)
+        self._fd = -1
+        if _O_DIRECTORY is not None:
+            self._fd = os.open(self.path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def sync(self) -> None:
+        """Flush the folder's entries to stable storage."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+        elif _O_DIRECTORY is not None:
+            raise ValueError(f"the folder {self.path!r} is closed")
+
+    def close(self) -> None:
+        """Close the descriptor. Idempotent."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Folder {self.path!r}{'' if self._fd >= 0 else ' closed'}>"
 
 
 @functools.cache
@@ -303,15 +356,35 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+class _TempNames:
+    """``<random>-<n>``: a random stem per process (drawn again in a forked child and after
+    a clash), then a counter -- unpredictable names without a ``getrandom`` per file."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.stem = secrets.token_hex(8)
+        self.count = itertools.count()
+
+    def next(self) -> str:
+        return f"{TEMP_PREFIX}{self.stem}-{next(self.count):x}{TEMP_SUFFIX}"
+
+
+_TEMP_NAMES = _TempNames()
+if hasattr(os, "register_at_fork"):  # a receiver's workers are forked: each its own stem
+    os.register_at_fork(after_in_child=_TEMP_NAMES.renew)
+
+
 def _create_temp(directory: _PathLike) -> tuple[int, str]:
-    """Create ``.dicomnet-<random>.part`` in ``directory`` (mode 0600, exclusive)."""
+    """Create ``.dicomnet-<random>-<n>.part`` in ``directory`` (mode 0600, exclusive)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
     for _ in range(100):
-        path = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        path = os.path.join(directory, _TEMP_NAMES.next())
         try:
             return os.open(path, flags, 0o600), path
         except FileExistsError:
-            continue
+            _TEMP_NAMES.renew()
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(directory))
 
 
@@ -636,7 +709,7 @@ class SpoolSink:
                 self._pending = []
                 return data
             self._open()  # an empty data set, and files were asked for
-        failure = self._flush()
+        failure = self._flush(last=True)
         if failure is not None:
             return failure
         spooled = SpooledDataset(self._fd, self._path, self._meta, len(self._header), self._nbytes)
@@ -660,8 +733,12 @@ class SpoolSink:
         except (OSError, ValueError) as exc:
             self._fail(exc)
 
-    def _flush(self) -> SpoolFailure | None:
-        """Write the waiting fragments; the failure, if this or an earlier write failed."""
+    def _flush(self, last: bool = False) -> SpoolFailure | None:
+        """Write the waiting fragments; the failure, if this or an earlier write failed.
+
+        The ``last`` write starts no write-back: the flush that follows, if any,
+        starts it at once anyway.
+        """
         if self._fd >= 0 and self._pending:
             try:
                 _write_all(self._fd, self._pending, self._pending_bytes)
@@ -671,9 +748,11 @@ class SpoolSink:
                 self._written += self._pending_bytes
                 self._pending = []
                 self._pending_bytes = 0
-                if self._writeback and (
-                    self._written <= WRITEBACK_STEP
-                    or self._written - self._kicked >= WRITEBACK_STEP
+                if (
+                    self._writeback
+                    and not last
+                    and (self._written <= WRITEBACK_STEP
+                    or self._written - self._kicked >= WRITEBACK_STEP)
                 ):
                     self._start_writeback()
         return self._failure
