@@ -77,6 +77,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "application_event_logging",
     "display_system",
     "media_creation",
+    "rt_machine_verification",
 )
 
 _OWN_DISTRIBUTION = "dicomnet"

@@ -23,6 +23,7 @@ print_management           Print Management (DIMSE-N, meta classes)     Annex H
 application_event_logging  Application Event Logging (N-ACTION)         Annex P
 display_system             Display System Management (N-GET)            Annex EE
 media_creation             Media Creation Management (DIMSE-N)          Annex S
+rt_machine_verification    RT Machine Verification (DIMSE-N)            Annex DD
 =========================  ===========================================  =============
 
 ``_qr_engine`` and ``_n_engine`` are not plugins: the engines serving the
