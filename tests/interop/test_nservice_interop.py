@@ -15,6 +15,9 @@ Each service dicomnet implements, in both directions against pynetdicom 3.0.4
   (film session, film box, image box, print, printer status, delete);
 * Procedural Event Logging (N-ACTION), Display System (N-GET) and Media
   Creation Management (N-CREATE, N-ACTION initiate/cancel, N-GET);
+* RT Machine Verification, conventional and ion (N-CREATE, N-SET, N-ACTION
+  with the Pending and Done reports on the same association, N-GET, N-DELETE
+  and the Annex DD refusals; ``scripts/pynetdicom_rt_verification_*.py``);
 
 and Storage Commitment against Orthanc both ways: dicomnet asking Orthanc to
 commit what it stored, and Orthanc (REST ``/modalities/{id}/storage-commitment``)
@@ -67,6 +70,16 @@ from dicomnet.plugins.procedure_step import (
     MPPS,
     MPPS_RETRIEVE,
     may_no_longer_be_updated,
+)
+from dicomnet.plugins.rt_machine_verification import (
+    EVT_MACHINE_VERIFICATION,
+    NOT_VERIFIED,
+    RT_CONVENTIONAL_MACHINE_VERIFICATION,
+    RT_ION_MACHINE_VERIFICATION,
+    VERIFIED,
+    VerificationResults,
+    creation_attributes,
+    send_verification_report,
 )
 from dicomnet.plugins.storage_commitment import (
     EVENT_FAILURES_EXIST,
@@ -832,6 +845,195 @@ def test_dicomnet_media_creation_to_pynetdicom(
     assert scp.wait() == 0
     ops = [obj["op"] for obj in lines("\n".join(scp.stdout_lines))]
     assert ops == ["N-CREATE", "N-ACTION", "N-GET", "N-ACTION"]
+
+
+# -- RT Machine Verification ------------------------------------------------------------------
+
+RT_CONVENTIONAL = RT_CONVENTIONAL_MACHINE_VERIFICATION
+RT_ION = RT_ION_MACHINE_VERIFICATION
+#: the plans both verifiers know (scripts/pynetdicom_rt_verification_*.py)
+RT_PLANS = ("1.2.826.0.1.3680043.8.498.77001", "1.2.826.0.1.3680043.8.498.77002")
+#: every beam is planned at this gantry angle, within 0.5 degrees
+PLANNED_GANTRY = 180.0
+
+
+def rt_beam(number: int, gantry: float, *, ion: bool = False) -> Dataset:
+    """An N-SET Modification List for one beam (PS3.4 Tables DD.3.2.1-1/-2)."""
+    general = Dataset()
+    general.ReferencedBeamNumber = number
+    general.TreatmentMachineName = "LINAC-1"
+    general.RadiationType = "PROTON" if ion else "PHOTON"
+    point = Dataset()
+    point.GantryAngle = gantry
+    point.ReferencedControlPointIndex = 0
+    module = Dataset()
+    ds = Dataset()
+    ds.GeneralMachineVerificationSequence = [general]
+    if ion:
+        module.IonControlPointVerificationSequence = [point]
+        ds.IonMachineVerificationSequence = [module]
+    else:
+        module.ConventionalControlPointVerificationSequence = [point]
+        ds.ConventionalMachineVerificationSequence = [module]
+    return ds
+
+
+class ParameterVerifier:
+    """A dicomnet MPV (PS3.4 Annex DD): instances in memory, beam 1 only; Pending, then Done."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, Dataset] = {}
+
+    def on_create(self, event: Any) -> Any:
+        attributes = event.attribute_list
+        if attributes.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID not in RT_PLANS:
+            return 0xC227, None  # Referenced RT Plan not found
+        self.instances[event.request.AffectedSOPInstanceUID] = attributes
+        return 0x0000, None
+
+    def on_set(self, event: Any) -> Any:
+        instance = self.instances.get(event.request.RequestedSOPInstanceUID)
+        if instance is None:
+            return 0x0112, None
+        changes = event.modification_list
+        if changes.GeneralMachineVerificationSequence[0].ReferencedBeamNumber != 1:
+            return 0xC224, None  # beam not in the fraction group
+        instance.update(changes)
+        return 0x0000, None
+
+    def on_get(self, event: Any) -> Any:
+        instance = self.instances.get(event.request.RequestedSOPInstanceUID)
+        if instance is None:
+            return 0xC112, None
+        answer = Dataset()
+        for tag in event.attribute_identifiers:
+            if tag in instance:
+                answer[tag] = instance[tag]
+        return 0x0000, answer
+
+    def on_delete(self, event: Any) -> Any:
+        return 0x0000 if self.instances.pop(event.request.RequestedSOPInstanceUID, None) else 0x0112
+
+    def verify(self, event: Any) -> Any:
+        verification = event.verification
+        send_verification_report(event.assoc, verification)  # Pending
+        instance = self.instances[verification.sop_instance_uid]
+        if verification.is_ion:
+            points = instance.IonMachineVerificationSequence[0].IonControlPointVerificationSequence
+        else:
+            module = instance.ConventionalMachineVerificationSequence[0]
+            points = module.ConventionalControlPointVerificationSequence
+        good = abs(float(points[0].GantryAngle) - PLANNED_GANTRY) <= 0.5
+        instance.TreatmentVerificationStatus = VERIFIED if good else NOT_VERIFIED
+        return instance.TreatmentVerificationStatus
+
+    def on_action(self, event: Any) -> Any:
+        known = event.request.RequestedSOPInstanceUID in self.instances
+        return (0x0000 if known else 0xC112), None
+
+    def handlers(self) -> list[Any]:
+        return [
+            (evt.EVT_N_CREATE, self.on_create),
+            (evt.EVT_N_SET, self.on_set),
+            (evt.EVT_N_GET, self.on_get),
+            (evt.EVT_N_ACTION, self.on_action),
+            (evt.EVT_N_DELETE, self.on_delete),
+            (EVT_MACHINE_VERIFICATION, self.verify),
+        ]
+
+
+def test_pynetdicom_rt_verification_to_dicomnet(pynetdicom_python: str, aes: list[Any]) -> None:
+    verifier = ParameterVerifier()
+    scp = dicomnet_ae(SCP_AET, supported=(RT_CONVENTIONAL, RT_ION))
+    aes.append(scp)
+    port = serve(scp, verifier.handlers())
+    result = run_client(python_runner(SCRIPTS / "pynetdicom_rt_verification_scu.py", port,
+                                      SCP_AET, python=pynetdicom_python))
+    assert result.returncode == 0, describe(result)
+    objects = lines(result.stdout)
+    ops = by_op(objects)
+    assert "timeout" not in ops, describe(result)
+    uid, ion_uid = ops["N-CREATE"]["uid"], ops["N-CREATE-ion"]["uid"]
+    assert ops["N-CREATE"]["status"] == 0x0000, describe(result)
+    assert ops["N-SET"]["status"] == 0x0000
+    assert ops["N-ACTION"]["status"] == 0x0000
+    assert ops["N-GET"]["status"] == 0x0000 and ops["N-GET"]["result"] == VERIFIED
+    assert ops["N-SET-off"]["status"] == 0x0000 and ops["N-ACTION-off"]["status"] == 0x0000
+    assert ops["action-2"]["status"] == 0x0123
+    assert ops["N-DELETE"]["status"] == 0x0000
+    assert ops["N-GET-deleted"]["status"] == 0xC112
+    assert ops["N-CREATE-ion"]["status"] == 0x0000 and ops["N-SET-ion"]["status"] == 0x0000
+    assert ops["N-ACTION-ion"]["status"] == 0x0000
+    assert ops["create-with-result"]["status"] == 0x0105  # Not allowed (5.4.2.1)
+    assert ops["create-unknown-plan"]["status"] == 0xC227
+    assert ops["set-patient"]["status"] == 0x0105
+    assert ops["set-beam-7"]["status"] == 0xC224
+    reports = [(obj["uid"], obj["sop_class"], obj["event_type"], obj.get("result"))
+               for obj in objects if obj["op"] == "N-EVENT-REPORT"]
+    assert reports == [
+        (uid, RT_CONVENTIONAL, 1, None), (uid, RT_CONVENTIONAL, 2, VERIFIED),
+        (uid, RT_CONVENTIONAL, 1, None), (uid, RT_CONVENTIONAL, 2, NOT_VERIFIED),
+        (ion_uid, RT_ION, 1, None), (ion_uid, RT_ION, 2, VERIFIED),
+    ]
+    assert list(verifier.instances) == [ion_uid]
+
+
+def test_dicomnet_rt_verification_to_pynetdicom(
+    pynetdicom_python: str, peers: PeerGroup, aes: list[Any]
+) -> None:
+    scp = peers.start(
+        python_runner(SCRIPTS / "pynetdicom_rt_verification_scp.py", PYNETDICOM_SCP,
+                      python=pynetdicom_python),
+        name="pynetdicom SCP",
+        stdin=True,
+    )
+    port = int(scp.wait_for_line(r"listening on port (\d+)").group(1))
+    results = VerificationResults()
+    scu = dicomnet_ae(SCU_AET, requested=(RT_CONVENTIONAL, RT_ION))
+    aes.append(scu)
+    assoc = scu.associate("127.0.0.1", port, ae_title=PYNETDICOM_SCP,
+                          evt_handlers=[(evt.EVT_N_EVENT_REPORT, results)])
+    assert assoc.is_established, scp.output()
+    uid = generate_uid()
+    status, _ = assoc.send_n_create(creation_attributes(RT_CONVENTIONAL, RT_PLANS[0], "P-1"),
+                                    RT_CONVENTIONAL, uid)
+    assert status.Status == 0x0000, scp.output()
+    assert assoc.send_n_set(rt_beam(1, 180.2), RT_CONVENTIONAL, uid)[0].Status == 0x0000
+    status, _ = assoc.send_n_action(None, 1, RT_CONVENTIONAL, uid)
+    assert status.Status == 0x0000 and status.ActionTypeID == 1
+    assert results.wait(uid, WAIT) == VERIFIED, scp.output()
+    assert results.pending(uid) == 1
+    status, got = assoc.send_n_get([0x3008002C], RT_CONVENTIONAL, uid)
+    assert status.Status == 0x0000 and got.TreatmentVerificationStatus == VERIFIED
+    assert assoc.send_n_set(rt_beam(1, 175.0), RT_CONVENTIONAL, uid)[0].Status == 0x0000
+    assert assoc.send_n_action(None, 1, RT_CONVENTIONAL, uid)[0].Status == 0x0000
+    assert results.wait(uid, WAIT) == NOT_VERIFIED, scp.output()
+    assert assoc.send_n_set(rt_beam(7, 180.0), RT_CONVENTIONAL, uid)[0].Status == 0xC224
+    assert assoc.send_n_delete(RT_CONVENTIONAL, uid).Status == 0x0000
+    assert assoc.send_n_get([0x3008002C], RT_CONVENTIONAL, uid)[0].Status == 0xC112
+    assert assoc.send_n_action(None, 1, RT_CONVENTIONAL, uid)[0].Status == 0xC112
+    unknown = creation_attributes(RT_CONVENTIONAL, "1.2.826.0.1.3680043.8.498.77099", "P-1")
+    assert assoc.send_n_create(unknown, RT_CONVENTIONAL, generate_uid())[0].Status == 0xC227
+    ion_uid = generate_uid()
+    status, _ = assoc.send_n_create(creation_attributes(RT_ION, RT_PLANS[1], "P-1"), RT_ION,
+                                    ion_uid)
+    assert status.Status == 0x0000
+    assert assoc.send_n_set(rt_beam(1, 180.0, ion=True), RT_ION, ion_uid)[0].Status == 0x0000
+    assert assoc.send_n_action(None, 1, RT_ION, ion_uid)[0].Status == 0x0000
+    assert results.wait(ion_uid, WAIT) == VERIFIED, scp.output()
+    assoc.release()
+    scp.close_stdin()
+    assert scp.wait() == 0
+    objects = lines("\n".join(scp.stdout_lines))
+    assert [obj["op"] for obj in objects if obj["op"] != "report"] == [
+        "N-CREATE", "N-SET", "N-ACTION", "N-GET", "N-SET", "N-ACTION", "N-SET", "N-DELETE",
+        "N-GET", "N-ACTION", "N-CREATE", "N-CREATE", "N-SET", "N-ACTION",
+    ]
+    assert [(obj["event_type"], obj.get("result"), obj["status"])
+            for obj in objects if obj["op"] == "report"] == [
+        (1, None, 0), (2, VERIFIED, 0), (1, None, 0), (2, NOT_VERIFIED, 0), (1, None, 0),
+        (2, VERIFIED, 0),
+    ]
 
 
 # -- Orthanc -----------------------------------------------------------------------------------
