@@ -20,7 +20,8 @@ def test_the_guide_has_examples() -> None:
     for call in (
         "send_n_create", "send_n_set", "send_n_get", "request_commitment",
         "EVT_STORAGE_COMMITMENT", "CommitmentResults", "availability_notification",
-        "n_service_class", "send_ups_event", "GRAYSCALE_META",
+        "n_service_class", "send_ups_event", "GRAYSCALE_META", "EVT_MACHINE_VERIFICATION",
+        "VerificationResults",
     ):
         assert call in code
 
@@ -36,7 +37,7 @@ def test_the_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         for name in (
             "ris", "modality", "archive", "workstation", "workflow", "labels", "manager",
             "watcher", "scheduler", "performer", "printer", "viewer", "cath_lab", "injector",
-            "burner",
+            "burner", "mpv", "tds",
         ):
             ae = namespace.get(name)
             if ae is not None:
