@@ -52,21 +52,23 @@ the MPV binds ``EVT_N_CREATE`` (``event.attribute_list``; returns the status
 and, optionally, an Attribute List), ``EVT_N_SET`` (``event.modification_list``:
 it compares the values with the plan, within its tolerances, DD.3.2.1.3.2),
 ``EVT_N_GET`` (``event.attribute_identifiers``; returns the attributes, with the
-Treatment Verification Status), ``EVT_N_DELETE`` (a status) and either
+Treatment Verification Status), ``EVT_N_DELETE`` (a status), and for the
+N-ACTION:
 
-* ``EVT_N_ACTION`` alone, as with pynetdicom: the handler returns the status and
-  sending the reports is the application's business
-  (:func:`send_verification_report`), or
-* :data:`EVT_MACHINE_VERIFICATION`, dicomnet's: called *after* the N-ACTION
-  response has gone out, with ``event.verification`` (a :class:`Verification`:
-  the SOP class and instance). It returns the Treatment Verification Status
-  (or the Event Information as a Dataset) and the plugin reports *Done* with
-  it; it may report *Pending* first (``send_verification_report(event.assoc,
-  event.verification)``), or return :data:`REPORT_LATER` and report *Done*
-  itself, from any thread. Without an ``EVT_N_ACTION`` handler the N-ACTION is
-  then answered Success. A handler that raises, or returns anything else,
-  makes the plugin report *Done* with :data:`NOT_VERIFIED` (and log why): the
-  TDS is never left waiting, and never told a failed check passed.
+* ``EVT_N_ACTION`` -- pynetdicom's contract: the handler returns the N-ACTION
+  status (C112H for an unknown instance); bound alone, sending the reports is
+  the application's business (:func:`send_verification_report`);
+* :data:`EVT_MACHINE_VERIFICATION` -- dicomnet's: called *after* a Success
+  N-ACTION response has gone out, with ``event.verification`` (a
+  :class:`Verification`: the SOP class and instance). It returns the Treatment
+  Verification Status (or the Event Information as a Dataset) and the plugin
+  reports *Done* with it; it may report *Pending* first
+  (``send_verification_report(event.assoc, event.verification)``), or return
+  :data:`REPORT_LATER` and report *Done* itself, from any thread. Without an
+  ``EVT_N_ACTION`` handler the N-ACTION is then answered Success. A handler
+  that raises, or returns anything else, makes the plugin report *Done* with
+  :data:`NOT_VERIFIED` (and log why): the TDS is never left waiting, and never
+  told a failed check passed.
 
 The reports go on the association of the N-ACTION (DD.2.1: the SCP "signals
 the status of the verification using N-EVENT-REPORT"); Annex DD defines no
