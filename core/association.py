@@ -265,6 +265,8 @@ class Association(threading.Thread):
         #: the peer's A-RELEASE-RQ, answered once the requests received before it are
         #: (we may still send P-DATA in Sta8: PS3.8 Table 9-10, AR-7)
         self._release_requested: ReleaseRequested | None = None
+        #: handlers waiting for a response of the peer's (re-entrant pumps)
+        self._handler_waits = 0
         self._pending_tls: tuple[Any, Any] | None = None
         self._handshaking: Any = None  # the TLS socket while its handshake runs
         self._stop_requested = False  # abort() came before the Upper Layer existed
@@ -629,8 +631,12 @@ class Association(threading.Thread):
             self._on_rejected(event.rj)
         elif isinstance(event, ReleaseRequested):
             self._notify(EVT_ACSE_RECV, primitive=event)
-            if not event.collision and (self._deferred or self._handler_depth):
-                # requests received before it are answered first (_drain), then it
+            if not event.collision and (
+                self._deferred or (self._handler_depth and not self._handler_waits)
+            ):
+                # Requests received before it are answered first (_drain), then it. Not
+                # while a handler waits for the peer: a requestor of a release cannot
+                # send P-DATA any more (Sta7), the wait would last until its timeout.
                 self._release_requested = event
             else:
                 self._answer_release(event)
@@ -1030,7 +1036,13 @@ class Association(threading.Thread):
         """
         me = threading.get_ident()
         if me == self._pump_ident:
-            return self._pump(done, deadline)
+            if not self._handler_depth:
+                return self._pump(done, deadline)
+            self._handler_waits += 1  # a handler waits for the peer (see ReleaseRequested)
+            try:
+                return self._pump(done, deadline)
+            finally:
+                self._handler_waits -= 1
         cond = self._cond
         with cond:
             self._callers += 1

@@ -25,7 +25,7 @@ from dicomnet.contrib.receive import StoreInDirectory
 from dicomnet.pdu import AAbort, AReleaseRP, AReleaseRQ
 from dicomnet.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 
-from .peers import RawPeer, echo_rq_pdata, verification_rq
+from .peers import WAIT, RawPeer, echo_rq_pdata, verification_rq
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Q/R GET
@@ -98,3 +98,49 @@ def test_store_in_directory_names_the_peer_of_our_c_get(
     assert (tmp_path / "1.2.3.4.5.dcm").exists()
     stored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Stored")]
     assert stored == ["Stored 1.2.3.4.5.dcm from 'GETSCP'"]
+
+
+def test_a_release_while_a_handler_waits_for_the_peer_is_answered_at_once(
+    make_scp: Any, make_scu: Any
+) -> None:
+    """The peer asks for the release while our C-GET handler waits for the response to
+    a C-STORE sub-operation: it can send no P-DATA any more (Sta7), so the release is
+    answered at once rather than after the handler's wait has timed out."""
+
+    def on_get(event: Any) -> Any:
+        yield 1
+        ds = Dataset()
+        ds.SOPClassUID = CT_IMAGE
+        ds.SOPInstanceUID = "1.2.3.4.6"
+        ds.PatientID = "P"
+        yield 0xFF00, ds
+
+    scp = make_scp(
+        "GETSCP",
+        contexts=[GET],
+        handlers=[(evt.EVT_C_GET, on_get)],
+        configure=lambda ae: ae.add_supported_context(CT_IMAGE, scu_role=False, scp_role=True),
+        dimse_timeout=60,
+    )
+    scu = make_scu("GETSCU", contexts=[GET, CT_IMAGE], acse_timeout=WAIT)
+    role = SCP_SCU_RoleSelectionNegotiation()
+    role.sop_class_uid = CT_IMAGE
+    role.scu_role = False
+    role.scp_role = True
+
+    def release_instead(event: Any) -> int:
+        event.assoc.release()  # before answering the sub-operation
+        return 0
+
+    assoc = scu.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title="GETSCP",
+        ext_neg=[role],
+        evt_handlers=[(evt.EVT_C_STORE, release_instead)],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = "1.2.3"
+    list(assoc.send_c_get(query, GET))
+    assert assoc.is_released and not assoc.is_aborted  # the A-RELEASE-RP came in time
