@@ -948,17 +948,25 @@ def report(cases: list[Case], markdown: bool) -> None:
         print(f"\n{TITLES[workload]}\n")
         with_pss = any(c.pss for c in group)
         if markdown:
-            head = "| sender -> receiver | files/s | MB/s | receiver peak RSS (MiB) |"
-            rule = "|---|---:|---:|---:|"
+            # the large object in MB/s, the rest in files/s; every run, then the median
+            unit = "MB/s" if workload == "large" else "files/s"
+            head = (
+                f"| sender -> receiver | {unit} (median) | runs ({unit}) "
+                "| receiver peak RSS (MiB, highest) |"
+            )
+            rule = "|---|---:|---|---:|"
             if with_pss:
-                head += " tree PSS (MiB) |"
+                head += " tree PSS (MiB, highest) |"
                 rule += "---:|"
             print(head + " disk |\n" + rule + "---|")
             for c in group:
-                row = (
-                    f"| {c.label} | {c.files_per_second:,.1f} | {c.megabytes_per_second:,.0f} "
-                    f"| {c.peak_rss_mib:.0f} |"
-                )
+                if workload == "large":
+                    median = f"{c.megabytes_per_second:,.0f}"
+                    runs = ", ".join(f"{c.nbytes / s / 1e6:,.0f}" for s in c.seconds)
+                else:
+                    median = f"{c.files_per_second:,.1f}"
+                    runs = ", ".join(f"{c.files / s:,.0f}" for s in c.seconds)
+                row = f"| {c.label} | {median} | {runs} | {c.peak_rss_mib:.1f} |"
                 if with_pss:
                     row += f" {c.peak_pss_mib or 0:.0f} |"
                 print(row + f" {c.note} |")
