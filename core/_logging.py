@@ -200,7 +200,7 @@ def log_acse(assoc: Association, primitive: Any, *, sent: bool) -> None:
     if info is not None:
         logger.info("%s", info)
     if logger.isEnabledFor(DEBUG):
-        logger.debug("%s %s %s\n%s", name, verb, peer, detail())
+        logger.debug("%s %s %s\n%s", name, verb, peer, _safely(detail))
 
 
 # -- DIMSE ------------------------------------------------------------------------------------
@@ -219,11 +219,21 @@ def log_dimse(
     if not logger.isEnabledFor(INFO):
         return
     verb = "Sending" if sent else "Received"
-    logger.info("%s %s", verb, dump.dimse_summary(message, has_dataset, context_id))
+    logger.info(
+        "%s %s", verb, _safely(partial(dump.dimse_summary, message, has_dataset, context_id))
+    )
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "Command set of the %s %s:\n%s",
             message.message_name,
             "sent" if sent else "received",
-            dump.command_set(message, has_dataset),
+            _safely(partial(dump.command_set, message, has_dataset)),
         )
+
+
+def _safely(describe: Callable[[], str]) -> str:
+    """``describe()``, or a note saying it failed: a diagnostic never ends an association."""
+    try:
+        return describe()
+    except Exception as exc:  # a value the dump does not expect: say so, carry on
+        return f"  (cannot be shown: {type(exc).__name__}: {exc})"

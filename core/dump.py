@@ -446,7 +446,8 @@ def command_set(message: dm.DimseMessage, has_dataset: bool | None = None) -> st
         elif keyword == "Priority":
             note = f" ({_PRIORITIES.get(int(value), 'undefined')})"
         if elem.VR == "AT":
-            tags = value if isinstance(value, list | tuple) else [value]
+            # one tag, or several (a pydicom MultiValue, a list or a tuple)
+            tags = [value] if isinstance(value, int) else list(value)
             text = ", ".join(_tag(int(t)) for t in tags)
         elif keyword in ("CommandField", "Status", "CommandDataSetType"):
             text = f"0x{int(value):04X}"

@@ -333,15 +333,35 @@ def exploding_dumps(
     return calls
 
 
-def test_the_exploding_dumps_do_explode_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The control for the tests that show nothing is formatted when disabled."""
+def test_the_exploding_dumps_do_explode_at_debug(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The control for the tests that show nothing is formatted when disabled.
+
+    A dump that fails is reported in the log line instead of raising: a
+    diagnostic never ends an association.
+    """
     calls = exploding_dumps(monkeypatch)
-    logging.getLogger("dicomnet").setLevel(logging.DEBUG)
-    with pytest.raises(AssertionError):
-        _logging.log_acse(fake_assoc(), full_rq(), sent=True)
-    with pytest.raises(AssertionError):
-        _logging.log_dimse(fake_assoc(), dm.CEchoRQ(MessageID=1), 1, sent=True)
-    assert calls == ["associate_rq", "dimse_summary"]
+    caplog.set_level(logging.DEBUG, logger="dicomnet")
+    _logging.log_acse(fake_assoc(), full_rq(), sent=True)
+    _logging.log_dimse(fake_assoc(), dm.CEchoRQ(MessageID=1), 1, sent=True)
+    assert calls == ["associate_rq", "dimse_summary", "command_set"]
+    shown = [r.getMessage() for r in caplog.records]
+    assert sum("(cannot be shown: AssertionError" in m for m in shown) == 3
+
+
+def test_an_attribute_identifier_list_as_pydicom_decodes_it() -> None:
+    # decoded from the wire, (0000,1005) is a pydicom MultiValue, not a list: an N-GET-RQ
+    # naming two attributes once aborted its association when the DIMSE dump was on
+    rq = dm.NGetRQ(
+        MessageID=1,
+        RequestedSOPClassUID="1.2.840.10008.3.1.2.3.4",
+        RequestedSOPInstanceUID="1.2.3",
+        AttributeIdentifierList=(0x00400252, 0x00100010),
+    )
+    decoded, _ = dm.decode_command(dm.encode_command(rq, False))
+    text = dump.command_set(decoded, has_dataset=False)
+    assert "(0040,0252), (0010,0010)" in text
 
 
 def fake_assoc(requestor: bool = True) -> Any:
