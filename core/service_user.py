@@ -1,8 +1,15 @@
 """The DIMSE service user: what ``Association.send_c_*`` and ``send_n_*`` do (PS3.7 9, 10).
 
-Each function validates its arguments the way pynetdicom documents, picks the
-accepted presentation context, sends the request and turns the response into
-the documented return value:
+Each operation is written once, as a *plan* (:mod:`dicomnet.scu_plan`): a
+generator that validates its arguments the way pynetdicom documents, picks the
+accepted presentation context, builds the request, and yields operation values
+(:class:`~dicomnet.scu_plan.Exchange`, :data:`~dicomnet.scu_plan.NEXT`,
+:class:`~dicomnet.scu_plan.Send`, :class:`~dicomnet.scu_plan.Deliver`) for
+whatever waits. The threaded association runs the plans with the blocking
+drivers (``c_echo()``, ``c_find()``... below are ``run(assoc, echo_plan(...))``
+and ``iterate(assoc, find_plan(...))``), :mod:`dicomnet.aio` with its async
+drivers: both give the same answers, checks and errors. The plans turn the
+responses into the documented return values:
 
 * a status :class:`~pydicom.dataset.Dataset` holding (0000,0900) *Status* and
   the status-related elements of PS3.7 Annex C that the peer sent (for
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -29,10 +36,8 @@ from . import dimse_messages as dm
 from .acse import NegotiatedContext
 from .datasets import decode_dataset, encode_dataset
 from .errors import LocalProtocolError
+from .scu_plan import NEXT, Deliver, Exchange, Plan, PlanHost, Send, SyncHost, iterate, run
 from .status import code_to_category
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .association import Association
 
 __all__ = [
     "c_cancel",
@@ -41,13 +46,24 @@ __all__ = [
     "c_get",
     "c_move",
     "c_store",
+    "cancel_plan",
+    "echo_plan",
     "encode_for_context",
+    "find_plan",
+    "get_plan",
+    "move_plan",
     "n_action",
+    "n_action_plan",
     "n_create",
+    "n_create_plan",
     "n_delete",
+    "n_delete_plan",
     "n_event_report",
+    "n_event_report_plan",
     "n_get",
+    "n_get_plan",
     "n_set",
+    "n_set_plan",
     "status_dataset",
 ]
 
@@ -173,7 +189,7 @@ def _decode(data: bytes | None, context: NegotiatedContext, what: str) -> Datase
         return None
 
 
-def _invalid_response(assoc: Association, expected: str, got: dm.DimseMessage) -> Dataset:
+def _invalid_response(assoc: PlanHost, expected: str, got: dm.DimseMessage) -> Dataset:
     LOGGER.error("Received a %s in answer to a %s: aborting", got.message_name, expected)
     assoc.abort()
     return Dataset()
@@ -185,36 +201,41 @@ def _query_model(model: str, service: str) -> str:
 
 
 def _single(
-    assoc: Association,
+    assoc: PlanHost,
     context: NegotiatedContext,
     request: dm.DimseRequest,
     dataset: bytes | None,
     response_type: type[dm.DimseResponse],
-) -> tuple[Dataset, dm.DimseResponse | None, bytes | None]:
+) -> Plan[tuple[Dataset, dm.DimseResponse | None, bytes | None]]:
     """Exchange a request that has one response; ``(status, response, data)``."""
-    for item in assoc._exchange(context, request, dataset):
-        if item is None:
-            return Dataset(), None, None
-        response, data = item
-        if not isinstance(response, response_type):
-            return _invalid_response(assoc, request.message_name, response), None, None
-        return status_dataset(response), response, data
-    return Dataset(), None, None
+    yield Exchange(context, request, dataset)
+    item = yield NEXT
+    if item is None:
+        return Dataset(), None, None
+    response, data = item
+    if not isinstance(response, response_type):
+        return _invalid_response(assoc, request.message_name, response), None, None
+    return status_dataset(response), response, data
 
 
 # -- C-ECHO, C-STORE ---------------------------------------------------------------------------
 
 
-def c_echo(assoc: Association, msg_id: int) -> Dataset:
+def echo_plan(assoc: PlanHost, msg_id: int) -> Plan[Dataset]:
     """C-ECHO (PS3.7 9.1.5)."""
     assoc._check_established()
     context = assoc._context_for(VERIFICATION)
     request = dm.CEchoRQ(MessageID=assoc._next_message_id(msg_id), AffectedSOPClassUID=VERIFICATION)
-    return _single(assoc, context, request, None, dm.CEchoRSP)[0]
+    return (yield from _single(assoc, context, request, None, dm.CEchoRSP))[0]
+
+
+def c_echo(assoc: SyncHost, msg_id: int) -> Dataset:
+    """C-ECHO (PS3.7 9.1.5), blocking."""
+    return run(assoc, echo_plan(assoc, msg_id))
 
 
 def c_store(
-    assoc: Association,
+    assoc: SyncHost,
     dataset: Any,
     msg_id: int,
     priority: int,
@@ -238,64 +259,49 @@ def _check_priority(priority: int) -> None:
 
 
 def _query(
-    assoc: Association,
+    assoc: PlanHost,
     service: str,
     dataset: Dataset,
-    query_model: str,
     request: dm.DimseRequest,
     context: NegotiatedContext,
     response_type: type[dm.DimseResponse],
-) -> Iterator[tuple[Dataset, Dataset | None]]:
-    """Send the request; yield ``(status, identifier)`` per response until the final one.
+) -> Plan[None]:
+    """Send the request; deliver ``(status, identifier)`` per response until the final one.
 
     Identifiers (PS3.7 9.1.2-9.1.4): a C-FIND's with each Pending response; a
     C-GET's or C-MOVE's with a final Warning, Failure or Cancel (its Failed SOP
     Instance UID List; an empty Dataset when the peer sent none); else ``None``.
-    Leaving the loop before the final response cancels the operation (see
-    :func:`_abandon`).
+    A caller leaving the loop before the final response cancels the operation
+    (see :func:`_abandon`).
     """
     data = encode_for_context(dataset, context)
-    exchange = iter(assoc._exchange(context, request, data))
-    final = False
-    try:
-        for item in exchange:
-            if item is None:
-                final = True
-                yield Dataset(), None
-                return
-            response, payload = item
-            if not isinstance(response, response_type):
-                final = True
-                yield _invalid_response(assoc, request.message_name, response), None
-                return
-            status = status_dataset(response)
-            category = code_to_category(response.Status)
-            final = category != "Pending"
-            if service == "C-FIND":
-                identifier = (
-                    _decode(payload, context, "identifier") if category == "Pending" else None
-                )
-            else:  # C-GET/C-MOVE: a Failed SOP Instance UID List after the last sub-operation
-                identifier = None
-                if category in ("Warning", "Failure", "Cancel"):
-                    identifier = _decode(payload, context, "identifier") or Dataset()
-            yield status, identifier
-    except GeneratorExit:
-        if not final:
-            _abandon(assoc, request, context, exchange)
-        raise
-    finally:
-        close = getattr(exchange, "close", None)
-        if close is not None:
-            close()
+    yield Exchange(context, request, data)
+    while True:
+        item = yield NEXT
+        if item is None:
+            yield Deliver((Dataset(), None))
+            return
+        response, payload = item
+        if not isinstance(response, response_type):
+            yield Deliver((_invalid_response(assoc, request.message_name, response), None))
+            return
+        status = status_dataset(response)
+        category = code_to_category(response.Status)
+        if service == "C-FIND":
+            identifier = _decode(payload, context, "identifier") if category == "Pending" else None
+        else:  # C-GET/C-MOVE: a Failed SOP Instance UID List after the last sub-operation
+            identifier = None
+            if category in ("Warning", "Failure", "Cancel"):
+                identifier = _decode(payload, context, "identifier") or Dataset()
+        listening = yield Deliver((status, identifier))
+        if category != "Pending":
+            return
+        if not listening:
+            yield from _abandon(assoc, request, context)
+            return
 
 
-def _abandon(
-    assoc: Association,
-    request: dm.DimseRequest,
-    context: NegotiatedContext,
-    exchange: Iterator[tuple[dm.DimseResponse, bytes | None] | None],
-) -> None:
+def _abandon(assoc: PlanHost, request: dm.DimseRequest, context: NegotiatedContext) -> Plan[None]:
     """The caller left the loop before the final response: cancel, and drain what is left.
 
     Without this the peer would go on matching (or sending sub-operations), and
@@ -309,23 +315,19 @@ def _abandon(
         "Leaving a %s before its final response: sending a C-CANCEL", request.message_name
     )
     try:
-        assoc._send_message(
-            context.context_id, dm.CCancelRQ(MessageIDBeingRespondedTo=request.MessageID), None
-        )
+        yield Send(context.context_id, dm.CCancelRQ(MessageIDBeingRespondedTo=request.MessageID))
     except LocalProtocolError:
         return
-    for item in exchange:
+    while True:
+        item = yield NEXT
         if item is None or code_to_category(item[0].Status) != "Pending":
             return
 
 
-def c_find(
-    assoc: Association, dataset: Dataset, query_model: str, msg_id: int, priority: int
-) -> Iterator[tuple[Dataset, Dataset | None]]:
-    """C-FIND (PS3.7 9.1.2): yields ``(status, identifier)`` until a final status.
-
-    A generator, as in pynetdicom: the checks run at the first ``next()``.
-    """
+def find_plan(
+    assoc: PlanHost, dataset: Dataset, query_model: str, msg_id: int, priority: int
+) -> Plan[None]:
+    """C-FIND (PS3.7 9.1.2): delivers ``(status, identifier)`` until a final status."""
     assoc._check_established()
     _check_priority(priority)
     model = _query_model(query_model, "C-FIND")
@@ -333,14 +335,14 @@ def c_find(
     request = dm.CFindRQ(
         MessageID=assoc._next_message_id(msg_id), AffectedSOPClassUID=model, Priority=priority
     )
-    yield from _query(assoc, "C-FIND", dataset, model, request, context, dm.CFindRSP)
+    yield from _query(assoc, "C-FIND", dataset, request, context, dm.CFindRSP)
 
 
-def c_get(
-    assoc: Association, dataset: Dataset, query_model: str, msg_id: int, priority: int
-) -> Iterator[tuple[Dataset, Dataset | None]]:
+def get_plan(
+    assoc: PlanHost, dataset: Dataset, query_model: str, msg_id: int, priority: int
+) -> Plan[None]:
     """C-GET (PS3.7 9.1.3): the C-STORE sub-operations arrive on this association and go to
-    the handler bound to ``EVT_C_STORE``; yields ``(status, identifier)``."""
+    the handler bound to ``EVT_C_STORE``; delivers ``(status, identifier)``."""
     assoc._check_established()
     _check_priority(priority)
     model = _query_model(query_model, "C-GET")
@@ -348,17 +350,17 @@ def c_get(
     request = dm.CGetRQ(
         MessageID=assoc._next_message_id(msg_id), AffectedSOPClassUID=model, Priority=priority
     )
-    yield from _query(assoc, "C-GET", dataset, model, request, context, dm.CGetRSP)
+    yield from _query(assoc, "C-GET", dataset, request, context, dm.CGetRSP)
 
 
-def c_move(
-    assoc: Association,
+def move_plan(
+    assoc: PlanHost,
     dataset: Dataset,
     move_aet: str | bytes,
     query_model: str,
     msg_id: int,
     priority: int,
-) -> Iterator[tuple[Dataset, Dataset | None]]:
+) -> Plan[None]:
     """C-MOVE (PS3.7 9.1.4): the peer sends the matches to ``move_aet``."""
     assoc._check_established()
     _check_priority(priority)
@@ -378,12 +380,12 @@ def c_move(
         Priority=priority,
         MoveDestination=destination,
     )
-    yield from _query(assoc, "C-MOVE", dataset, model, request, context, dm.CMoveRSP)
+    yield from _query(assoc, "C-MOVE", dataset, request, context, dm.CMoveRSP)
 
 
-def c_cancel(
-    assoc: Association, msg_id: int, context_id: int | None, query_model: str | None
-) -> None:
+def cancel_plan(
+    assoc: PlanHost, msg_id: int, context_id: int | None, query_model: str | None
+) -> Plan[None]:
     """C-CANCEL (PS3.7 9.3.2.3) for the C-FIND, C-GET or C-MOVE with ``msg_id``."""
     assoc._check_established()
     if not 0 <= msg_id <= 0xFFFF:
@@ -392,7 +394,41 @@ def c_cancel(
         if query_model is None:
             raise ValueError("'context_id' or 'query_model' is required")
         context_id = assoc._context_for(str(query_model)).context_id
-    assoc._send_message(context_id, dm.CCancelRQ(MessageIDBeingRespondedTo=msg_id), None)
+    yield Send(context_id, dm.CCancelRQ(MessageIDBeingRespondedTo=msg_id))
+
+
+def c_find(
+    assoc: SyncHost, dataset: Dataset, query_model: str, msg_id: int, priority: int
+) -> Iterator[tuple[Dataset, Dataset | None]]:
+    """C-FIND, blocking: a generator, as in pynetdicom (the checks run at the first
+    ``next()``); leaving it early cancels the query."""
+    return iterate(assoc, find_plan(assoc, dataset, query_model, msg_id, priority))
+
+
+def c_get(
+    assoc: SyncHost, dataset: Dataset, query_model: str, msg_id: int, priority: int
+) -> Iterator[tuple[Dataset, Dataset | None]]:
+    """C-GET, blocking: a generator (see :func:`c_find`)."""
+    return iterate(assoc, get_plan(assoc, dataset, query_model, msg_id, priority))
+
+
+def c_move(
+    assoc: SyncHost,
+    dataset: Dataset,
+    move_aet: str | bytes,
+    query_model: str,
+    msg_id: int,
+    priority: int,
+) -> Iterator[tuple[Dataset, Dataset | None]]:
+    """C-MOVE, blocking: a generator (see :func:`c_find`)."""
+    return iterate(assoc, move_plan(assoc, dataset, move_aet, query_model, msg_id, priority))
+
+
+def c_cancel(
+    assoc: SyncHost, msg_id: int, context_id: int | None, query_model: str | None
+) -> None:
+    """C-CANCEL, blocking."""
+    run(assoc, cancel_plan(assoc, msg_id, context_id, query_model))
 
 
 # -- N-services ---------------------------------------------------------------------------------
@@ -414,7 +450,7 @@ _UPS_ALTERNATIVES = (_UPS["Pull"], _UPS["Watch"], _UPS["Event"], _UPS["Query"])
 _UPS_REPORT_CONTEXTS = (_UPS["Event"], _UPS["Push"], _UPS["Watch"], _UPS["Pull"], _UPS["Query"])
 
 
-def _n_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
+def _n_context(assoc: PlanHost, abstract_syntax: str) -> NegotiatedContext:
     """The context on which we may send an N-request for ``abstract_syntax`` as SCU.
 
     For the UPS Push SOP class, any UPS context will do (see :data:`_UPS_ALTERNATIVES`).
@@ -433,7 +469,7 @@ def _n_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
         raise
 
 
-def _notify_context(assoc: Association, abstract_syntax: str) -> NegotiatedContext:
+def _notify_context(assoc: PlanHost, abstract_syntax: str) -> NegotiatedContext:
     """The context an N-EVENT-REPORT goes out on (PS3.7 10.1.1).
 
     An N-EVENT-REPORT is invoked by the SCP of the SOP class to notify its SCU, on
@@ -462,12 +498,12 @@ def _notify_context(assoc: Association, abstract_syntax: str) -> NegotiatedConte
 
 
 def _n_exchange(
-    assoc: Association,
+    assoc: PlanHost,
     context: NegotiatedContext,
     request: dm.DimseRequest,
     dataset: Dataset | None,
     response_type: type[dm.DimseResponse],
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """Send an N-request; ``(status, reply)`` as ``send_n_*`` documents (PS3.7 10.1).
 
     ``reply`` is the response's data set (Attribute List, Action Reply, Event
@@ -476,7 +512,7 @@ def _n_exchange(
     status into 0110H *Processing failure* (with the peer's status in the log).
     """
     data = None if dataset is None else encode_for_context(dataset, context)
-    status, response, payload = _single(assoc, context, request, data, response_type)
+    status, response, payload = yield from _single(assoc, context, request, data, response_type)
     if response is None or code_to_category(response.Status) not in ("Success", "Warning"):
         return status, None
     if payload is None:
@@ -504,15 +540,15 @@ def _decode_whole(data: bytes, context: NegotiatedContext, what: str) -> Dataset
     return ds
 
 
-def n_action(
-    assoc: Association,
+def n_action_plan(
+    assoc: PlanHost,
     dataset: Dataset | None,
     action_type: int,
     class_uid: str,
     instance_uid: str,
     msg_id: int,
     meta_uid: str | None,
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """N-ACTION (PS3.7 10.1.4): ``(status, action_reply)``.
 
     ``dataset`` is the Action Information (or ``None``); ``meta_uid`` names the
@@ -527,17 +563,17 @@ def n_action(
         RequestedSOPInstanceUID=str(instance_uid),
         ActionTypeID=_us(action_type, "action_type"),
     )
-    return _n_exchange(assoc, context, request, dataset, dm.NActionRSP)
+    return (yield from _n_exchange(assoc, context, request, dataset, dm.NActionRSP))
 
 
-def n_create(
-    assoc: Association,
+def n_create_plan(
+    assoc: PlanHost,
     dataset: Dataset | None,
     class_uid: str,
     instance_uid: str | None,
     msg_id: int,
     meta_uid: str | None,
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """N-CREATE (PS3.7 10.1.5): ``(status, attribute_list)``.
 
     Without ``instance_uid`` the SCP chooses the SOP Instance UID and returns it
@@ -551,12 +587,12 @@ def n_create(
         AffectedSOPClassUID=str(class_uid),
         AffectedSOPInstanceUID=str(instance_uid) if instance_uid else None,
     )
-    return _n_exchange(assoc, context, request, dataset, dm.NCreateRSP)
+    return (yield from _n_exchange(assoc, context, request, dataset, dm.NCreateRSP))
 
 
-def n_delete(
-    assoc: Association, class_uid: str, instance_uid: str, msg_id: int, meta_uid: str | None
-) -> Dataset:
+def n_delete_plan(
+    assoc: PlanHost, class_uid: str, instance_uid: str, msg_id: int, meta_uid: str | None
+) -> Plan[Dataset]:
     """N-DELETE (PS3.7 10.1.6): the status."""
     assoc._check_established()
     context = _n_context(assoc, str(meta_uid or class_uid))
@@ -565,18 +601,18 @@ def n_delete(
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
     )
-    return _single(assoc, context, request, None, dm.NDeleteRSP)[0]
+    return (yield from _single(assoc, context, request, None, dm.NDeleteRSP))[0]
 
 
-def n_event_report(
-    assoc: Association,
+def n_event_report_plan(
+    assoc: PlanHost,
     dataset: Dataset | None,
     event_type: int,
     class_uid: str,
     instance_uid: str,
     msg_id: int,
     meta_uid: str | None,
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """N-EVENT-REPORT (PS3.7 10.1.1): ``(status, event_reply)``.
 
     Sent by the SCP of the SOP class, so the context is found whatever the
@@ -590,17 +626,17 @@ def n_event_report(
         AffectedSOPInstanceUID=str(instance_uid),
         EventTypeID=_us(event_type, "event_type"),
     )
-    return _n_exchange(assoc, context, request, dataset, dm.NEventReportRSP)
+    return (yield from _n_exchange(assoc, context, request, dataset, dm.NEventReportRSP))
 
 
-def n_get(
-    assoc: Association,
+def n_get_plan(
+    assoc: PlanHost,
     identifier_list: Sequence[Any] | None,
     class_uid: str,
     instance_uid: str,
     msg_id: int,
     meta_uid: str | None,
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """N-GET (PS3.7 10.1.2): ``(status, attribute_list)``.
 
     An empty ``identifier_list`` asks for every attribute (PS3.7 10.1.2.1.3).
@@ -617,17 +653,17 @@ def n_get(
         RequestedSOPInstanceUID=str(instance_uid),
         AttributeIdentifierList=tags or None,
     )
-    return _n_exchange(assoc, context, request, None, dm.NGetRSP)
+    return (yield from _n_exchange(assoc, context, request, None, dm.NGetRSP))
 
 
-def n_set(
-    assoc: Association,
+def n_set_plan(
+    assoc: PlanHost,
     dataset: Dataset,
     class_uid: str,
     instance_uid: str,
     msg_id: int,
     meta_uid: str | None,
-) -> tuple[Dataset, Dataset | None]:
+) -> Plan[tuple[Dataset, Dataset | None]]:
     """N-SET (PS3.7 10.1.3): ``(status, attribute_list)``; ``dataset`` is the Modification
     List, which PS3.7 Table 10.3-5 makes mandatory."""
     assoc._check_established()
@@ -639,7 +675,84 @@ def n_set(
         RequestedSOPClassUID=str(class_uid),
         RequestedSOPInstanceUID=str(instance_uid),
     )
-    return _n_exchange(assoc, context, request, dataset, dm.NSetRSP)
+    return (yield from _n_exchange(assoc, context, request, dataset, dm.NSetRSP))
+
+
+# -- the blocking N-services (the threaded association) -------------------------------------------
+
+
+def n_action(
+    assoc: SyncHost,
+    dataset: Dataset | None,
+    action_type: int,
+    class_uid: str,
+    instance_uid: str,
+    msg_id: int,
+    meta_uid: str | None,
+) -> tuple[Dataset, Dataset | None]:
+    """N-ACTION, blocking: see :func:`n_action_plan`."""
+    return run(
+        assoc, n_action_plan(assoc, dataset, action_type, class_uid, instance_uid, msg_id, meta_uid)
+    )
+
+
+def n_create(
+    assoc: SyncHost,
+    dataset: Dataset | None,
+    class_uid: str,
+    instance_uid: str | None,
+    msg_id: int,
+    meta_uid: str | None,
+) -> tuple[Dataset, Dataset | None]:
+    """N-CREATE, blocking: see :func:`n_create_plan`."""
+    return run(assoc, n_create_plan(assoc, dataset, class_uid, instance_uid, msg_id, meta_uid))
+
+
+def n_delete(
+    assoc: SyncHost, class_uid: str, instance_uid: str, msg_id: int, meta_uid: str | None
+) -> Dataset:
+    """N-DELETE, blocking: see :func:`n_delete_plan`."""
+    return run(assoc, n_delete_plan(assoc, class_uid, instance_uid, msg_id, meta_uid))
+
+
+def n_event_report(
+    assoc: SyncHost,
+    dataset: Dataset | None,
+    event_type: int,
+    class_uid: str,
+    instance_uid: str,
+    msg_id: int,
+    meta_uid: str | None,
+) -> tuple[Dataset, Dataset | None]:
+    """N-EVENT-REPORT, blocking: see :func:`n_event_report_plan`."""
+    return run(
+        assoc,
+        n_event_report_plan(assoc, dataset, event_type, class_uid, instance_uid, msg_id, meta_uid),
+    )
+
+
+def n_get(
+    assoc: SyncHost,
+    identifier_list: Sequence[Any] | None,
+    class_uid: str,
+    instance_uid: str,
+    msg_id: int,
+    meta_uid: str | None,
+) -> tuple[Dataset, Dataset | None]:
+    """N-GET, blocking: see :func:`n_get_plan`."""
+    return run(assoc, n_get_plan(assoc, identifier_list, class_uid, instance_uid, msg_id, meta_uid))
+
+
+def n_set(
+    assoc: SyncHost,
+    dataset: Dataset,
+    class_uid: str,
+    instance_uid: str,
+    msg_id: int,
+    meta_uid: str | None,
+) -> tuple[Dataset, Dataset | None]:
+    """N-SET, blocking: see :func:`n_set_plan`."""
+    return run(assoc, n_set_plan(assoc, dataset, class_uid, instance_uid, msg_id, meta_uid))
 
 
 def _us(value: int, name: str) -> int:

@@ -29,6 +29,10 @@ the data set, :class:`ValueError` names the syntaxes the peer accepted.
 with the contexts :func:`dicomnet.context_planning.plan_contexts` derives from
 the files' meta; it is what ``dicomnet store`` runs.
 
+The C-STORE itself is a plan (:func:`store_plan`, see :mod:`dicomnet.scu_plan`):
+the threaded association runs it with :func:`dicomnet.scu_plan.run`, the
+asyncio one (:mod:`dicomnet.aio`) with its async driver, the same code either way.
+
 The kernel rule holds: no socket, thread or clock here; the association does
 the I/O with the peer, this module only reads files.
 """
@@ -58,6 +62,7 @@ from .part10 import (
     read_file_info,
     syntax_of_encoding,
 )
+from .scu_plan import NEXT, Exchange, Plan, PlanHost, SyncHost, run
 from .status import code_to_category
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +80,8 @@ __all__ = [
     "iter_files",
     "scan_files",
     "send_files",
+    "store_plan",
+    "store_status",
 ]
 
 LOGGER = logging.getLogger("dicomnet.store")
@@ -471,15 +478,18 @@ class _Outcome:
     sop_instance_uid: str | None = None
 
 
-def _store(
-    assoc: Association,
+def store_plan(
+    assoc: PlanHost,
     dataset: DatasetSource | FileInfo,
     msg_id: int,
     priority: int,
     originator_aet: str | None,
     originator_id: int | None,
     allow_lossy: bool,
-) -> _Outcome:
+) -> Plan[_Outcome]:
+    """C-STORE as a plan (:mod:`dicomnet.scu_plan`): the threaded and the asyncio
+    associations both run it. A file's data set is an iterator of chunks read as
+    the driver writes them, so memory stays bounded whichever drives it."""
     assoc._check_established()
     if priority not in (0, 1, 2):
         raise ValueError("'priority' must be 0, 1 or 2")
@@ -498,30 +508,24 @@ def _store(
             MoveOriginatorMessageID=originator_id,
         )
         answer: dm.CStoreRSP | None = None
-        exchange = assoc._exchange(prepared.context, request, prepared.data)
+        yield Exchange(prepared.context, request, prepared.data)
         try:
-            for item in exchange:
-                if item is None:
-                    break
-                response, _data = item
-                if not isinstance(response, dm.CStoreRSP):
-                    LOGGER.error(
-                        "Received a %s in answer to a C-STORE-RQ: aborting", response.message_name
-                    )
-                    assoc.abort()
-                    break
-                answer = response
-                break
+            item = yield NEXT
         except Exception:
             # The message was cut off (a read error, a malformed data set while
             # converting): the peer cannot make sense of what follows.
             LOGGER.error("Sending the C-STORE-RQ data set failed; aborting the association")
             assoc.abort()
             raise
-        finally:
-            close = getattr(exchange, "close", None)
-            if close is not None:
-                close()  # the generator's own clean-up: the response queue goes
+        if item is not None:
+            response = item[0]
+            if isinstance(response, dm.CStoreRSP):
+                answer = response
+            else:
+                LOGGER.error(
+                    "Received a %s in answer to a C-STORE-RQ: aborting", response.message_name
+                )
+                assoc.abort()
         return _Outcome(
             answer,
             prepared.context,
@@ -534,8 +538,30 @@ def _store(
         source.close()
 
 
+def _store(
+    assoc: SyncHost,
+    dataset: DatasetSource | FileInfo,
+    msg_id: int,
+    priority: int,
+    originator_aet: str | None,
+    originator_id: int | None,
+    allow_lossy: bool,
+) -> _Outcome:
+    return run(
+        assoc,
+        store_plan(assoc, dataset, msg_id, priority, originator_aet, originator_id, allow_lossy),
+    )
+
+
+def store_status(outcome: _Outcome) -> Dataset:
+    """The status ``send_c_store`` returns for what :func:`store_plan` gave."""
+    from .service_user import status_dataset
+
+    return Dataset() if outcome.response is None else status_dataset(outcome.response)
+
+
 def c_store(
-    assoc: Association,
+    assoc: SyncHost,
     dataset: DatasetSource,
     msg_id: int = 1,
     priority: int = 2,
@@ -560,12 +586,9 @@ def c_store(
         be encoded or converted; a bad ``priority`` or ``msg_id``.
     :raises OSError: the file cannot be read.
     """
-    from .service_user import status_dataset
-
-    response = _store(
-        assoc, dataset, msg_id, priority, originator_aet, originator_id, allow_lossy
-    ).response
-    return Dataset() if response is None else status_dataset(response)
+    return store_status(
+        _store(assoc, dataset, msg_id, priority, originator_aet, originator_id, allow_lossy)
+    )
 
 
 # -- many files --------------------------------------------------------------------------------
@@ -692,7 +715,7 @@ def scan_files(
 
 
 def _send_one(
-    assoc: Association, info: FileInfo, priority: int, allow_lossy: bool, msg_id: int
+    assoc: SyncHost, info: FileInfo, priority: int, allow_lossy: bool, msg_id: int
 ) -> StoreResult:
     path = info.path or ""
     try:
