@@ -15,7 +15,8 @@ grow with the size of the instances.
 ``--workers N`` runs N processes, each a full SCP, sharing the listening port
 (``SO_REUSEPORT`` where the system has it, so that the kernel spreads the
 connections over the workers; else one listening socket inherited by all).
-The parent forwards SIGTERM/SIGINT to them and waits.
+The parent stops them on SIGTERM/SIGINT and waits; a worker that dies after
+running a while is restarted (:mod:`dicomnet.contrib._workers`).
 
 :func:`serve_storage` is the same as an API; :func:`make_storage_ae` builds
 the AE of one worker.
@@ -23,17 +24,13 @@ the AE of one worker.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gc
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ from dicomnet.server import AssociationServer
 from dicomnet.sop_class import Verification
 from dicomnet.spool import Folder, sync_directory
 
+from . import _workers
 from ._cli_common import _ae_title, _max_pdu, verbosity_options
 
 __all__ = ["StoreInDirectory", "make_storage_ae", "receive", "serve_storage"]
@@ -60,11 +58,6 @@ LOGGER = logging.getLogger("dicomnet.receive")
 _OUT_OF_RESOURCES_ERRNOS = frozenset(
     e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EMFILE, errno.ENFILE) if e
 )
-
-#: a worker that dies within this many seconds of starting is not restarted
-_CRASH_LOOP_SECONDS = 5.0
-
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
 class StoreInDirectory:
@@ -139,95 +132,6 @@ def make_storage_ae(
     return ae, handler
 
 
-# -- signals ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[Callable[[], int]]:
-    """Catch SIGTERM and SIGINT; yield ``wait()``, which blocks until one arrives.
-
-    The handlers only write the signal number into a pipe that ``wait()``
-    reads: nothing runs inside a signal handler but one ``write``. Call from
-    the main thread (Python's rule for ``signal.signal``).
-    """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-
-    def handler(signum: int, frame: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.write(write_fd, bytes([signum]))
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def wait() -> int:
-        return os.read(read_fd, 1)[0]
-
-    try:
-        yield wait
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        os.close(read_fd)
-        os.close(write_fd)
-
-
-# -- listening sockets ------------------------------------------------------------------------
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        if listen:
-            sock.listen(128)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _serve_one(
-    ae: AE, sock: socket.socket, wait: Callable[[], int], on_ready: Callable[[], None]
-) -> None:
-    """Serve on ``sock`` in a background thread until ``wait()`` returns, then shut down."""
-    host, port = sock.getsockname()[:2]
-    server = AssociationServer(ae, (host, port), listener=sock)
-    # The negotiation policy for ~150 SOP classes x 26 transfer syntaxes takes tens
-    # of milliseconds to build: build it now (the AE caches it) rather than in the
-    # first association.
-    ae._acceptor_config(server.contexts, server.ae_title)
-    _release_startup_memory()
-    main = threading.main_thread()
-
-    def accept() -> None:
-        try:
-            server.serve_forever()
-        except Exception:
-            LOGGER.exception("The association server failed")
-        finally:
-            if not stopping.is_set():  # wake the main thread: we are done
-                signal.pthread_kill(main.ident or 0, signal.SIGTERM)
-
-    stopping = threading.Event()
-    thread = threading.Thread(target=accept, name=f"dicomnet-receive-{port}", daemon=True)
-    thread.start()
-    on_ready()
-    try:
-        signum = wait()
-        LOGGER.info("%s: stopping", signal.Signals(signum).name)
-    finally:
-        stopping.set()
-        server.shutdown()
-        thread.join()
-
-
 def _release_startup_memory() -> None:
     """Hand the memory that start-up freed (imports, the negotiation policy) back to the system.
 
@@ -265,10 +169,11 @@ def serve_storage(
     process that runs no other thread) each serve up to ``max_associations``
     associations at once, so the whole receiver takes ``workers *
     max_associations``. ``port`` 0 picks a free port. ``on_ready(host, port)``
-    is called once every worker listens.
+    is called once every worker listens. The process model (signals, restart
+    of a worker, exit) is :mod:`dicomnet.contrib._workers`'.
 
     Returns 0 after a clean stop (every association aborted or finished, no
-    temporary file left), 1 if a worker kept failing.
+    temporary file left), 1 if the server failed or a worker kept failing.
     """
     if workers < 1:
         raise ValueError("'workers' must be >= 1")
@@ -282,167 +187,32 @@ def serve_storage(
         "fsync": fsync,
         "accept_retired": accept_retired,
     }
-    with _stop_signals() as wait:
-        if workers == 1:
-            sock = _socket(host, port, reuse_port=False, listen=True)
-            ae, handler = make_storage_ae(folder, keep_folder_open=True, **options)
-            bound = sock.getsockname()[:2]
 
-            def ready() -> None:
-                _announce(bound[0], bound[1], 1)
-                if on_ready is not None:
-                    on_ready(bound[0], bound[1])
-
-            try:
-                _serve_one(ae, sock, wait, ready)
-            finally:
-                handler.close()
-            return 0
-        return _supervise(folder, host, port, workers, options, wait, on_ready)
-
-
-def _announce(host: str, port: int, workers: int) -> None:
-    suffix = f" with {workers} workers" if workers > 1 else ""
-    LOGGER.info("Listening on %s:%d%s", host or "0.0.0.0", port, suffix)
-
-
-def _supervise(
-    folder: Path,
-    host: str,
-    port: int,
-    workers: int,
-    options: dict[str, Any],
-    wait: Callable[[], int],
-    on_ready: Callable[[str, int], None] | None,
-) -> int:
-    """Fork the workers, forward the stop signal, restart a worker that dies (once it ran)."""
-    reuse_port = hasattr(socket, "SO_REUSEPORT")
-    # The parent holds the port: bound only (the workers' sockets share it) with
-    # SO_REUSEPORT, or the one listening socket every worker inherits without it.
-    parent_sock = _socket(host, port, reuse_port=reuse_port, listen=not reuse_port)
-    host, port = parent_sock.getsockname()[:2]
-    ready_r, ready_w = os.pipe()
-    children: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start time)
-    stopping = False
-    status = 0
-
-    def spawn(number: int) -> None:
-        # Signals stay blocked across fork() until the worker has its own handlers:
-        # in between, they would be written into the parent's pipe.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        try:
-            pid = os.fork()
-            if pid == 0:  # the worker
-                code = 1
-                try:
-                    os.close(ready_r)
-                    code = _worker(
-                        number, folder, host, port, reuse_port, parent_sock, options, ready_w
-                    )
-                except BaseException:
-                    LOGGER.exception("Worker %d failed", number)
-                finally:
-                    os._exit(code)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        children[pid] = (number, time.monotonic())
-
-    # SIGCHLD wakes the wait too, so that a dead worker is noticed at once.
-    previous_chld = signal.signal(signal.SIGCHLD, signal.getsignal(signal.SIGTERM))
-    try:
-        for number in range(1, workers + 1):
-            spawn(number)
-        os.close(ready_w)
-        ready = 0
-        while ready < workers:
-            if not os.read(ready_r, 1):
-                break
-            ready += 1
-        os.close(ready_r)
-        if ready == workers:
-            _announce(host, port, workers)
-            if on_ready is not None:
-                on_ready(host, port)
-        else:
-            LOGGER.error("Only %d of %d workers started", ready, workers)
-            stopping, status = True, 1
-        while children and not stopping:
-            signum = wait()
-            if signum != signal.SIGCHLD:
-                LOGGER.info("%s: stopping the workers", signal.Signals(signum).name)
-                break
-            for pid, (number, started), code in _reap(children):
-                if code == 0:  # told to stop (Ctrl-C reaches the whole process group)
-                    LOGGER.info("Worker %d stopped; stopping the others", number)
-                    stopping = True
-                elif time.monotonic() - started < _CRASH_LOOP_SECONDS:
-                    LOGGER.error("Worker %d (pid %d) died at start-up; stopping", number, pid)
-                    stopping, status = True, 1
-                else:
-                    LOGGER.error("Worker %d (pid %d) died; restarting it", number, pid)
-                    spawn(number)
-    finally:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in list(children):
-            with contextlib.suppress(ChildProcessError):
-                _pid, code = os.waitpid(pid, 0)
-                if os.waitstatus_to_exitcode(code) != 0:
-                    status = status or 1
-        signal.signal(signal.SIGCHLD, previous_chld)
-        parent_sock.close()
-    return status
-
-
-def _reap(
-    children: dict[int, tuple[int, float]],
-) -> list[tuple[int, tuple[int, float], int]]:
-    """The workers that have exited: ``(pid, (number, start time), exit code)``."""
-    dead = []
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            break
-        if pid in children:
-            dead.append((pid, children.pop(pid), os.waitstatus_to_exitcode(status)))
-    return dead
-
-
-def _worker(
-    number: int,
-    folder: Path,
-    host: str,
-    port: int,
-    reuse_port: bool,
-    parent_sock: socket.socket,
-    options: dict[str, Any],
-    ready_w: int,
-) -> int:
-    """One worker process: its own AE and server on the shared port, until SIGTERM."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    if reuse_port:
-        sock = _socket(host, port, reuse_port=True, listen=True)
-        parent_sock.close()
-    else:
-        sock = parent_sock
-    with _stop_signals() as wait:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+    def serve_process(
+        listener: socket.socket | None,
+        signals: _workers.Signals,
+        ready: Callable[[str, int], None],
+        worker: int | None,
+    ) -> int:
         ae, handler = make_storage_ae(folder, keep_folder_open=True, **options)
-        handler.worker = f" [worker {number}, pid {os.getpid()}]"
-
-        def ready() -> None:
-            os.write(ready_w, b"r")
-            os.close(ready_w)
-
+        if worker is not None:
+            handler.worker = f" [worker {worker}, pid {os.getpid()}]"
         try:
-            _serve_one(ae, sock, wait, ready)
+            server = AssociationServer(ae, (host, port), listener=listener)
+            # The negotiation policy for ~150 SOP classes x 26 transfer syntaxes takes
+            # tens of milliseconds to build: build it now (the AE caches it) rather than
+            # in the first association.
+            ae._acceptor_config(server.contexts, server.ae_title)
+            _release_startup_memory()
+            return _workers.serve_until_stopped(
+                server, signals, ready, logger=LOGGER, name="dicomnet-receive"
+            )
         finally:
             handler.close()
-    return 0
+
+    return _workers.run(
+        serve_process, workers=workers, host=host, port=port, logger=LOGGER, on_ready=on_ready
+    )
 
 
 # -- the command ------------------------------------------------------------------------------

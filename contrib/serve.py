@@ -41,12 +41,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import ssl
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -77,6 +74,7 @@ from dicomnet.sop_class import (
 )
 from dicomnet.spool import instance_file_name, sync_directory
 
+from . import _workers
 from ._cli_common import _ae_title, _max_pdu, verbosity_options
 
 if TYPE_CHECKING:  # the PACS library (SQLAlchemy) is imported when a server starts, so
@@ -126,9 +124,6 @@ WORKLIST_FIND: Final = str(ModalityWorklistInformationModelFind)
 _FIND_EXTENDED: Final = (1, 1, 0, 0, 0, 1, 1)
 #: C-GET/C-MOVE extended negotiation (PS3.4 C.5.2, C.5.3): relational retrieval only (byte 1)
 _RETRIEVE_EXTENDED: Final = (1,)
-
-#: a worker process that dies within this many seconds of its start is not restarted
-_CRASH_LOOP_SECONDS: Final = 5.0
 
 # -- options -----------------------------------------------------------------------------------
 
@@ -579,79 +574,24 @@ class PacsServer:
 # -- running in the foreground --------------------------------------------------------------------
 
 
-class _Signals:
-    """SIGTERM and SIGINT (and more) written to a pipe; :meth:`wait` reads the next.
+def _serve_process(options: ServeOptions) -> _workers.ServeProcess:
+    """Run one :class:`PacsServer` in the calling process (a worker, or the only process)."""
 
-    Nothing runs in the signal handler but one ``write``. Install from the
-    main thread (Python's rule for ``signal.signal``).
-    """
+    def serve_process(
+        listener: socket.socket | None,
+        signals: _workers.Signals,
+        ready: Callable[[str, int], None],
+        worker: int | None,
+    ) -> int:
+        pacs = PacsServer(options)
+        try:
+            return _workers.serve_until_stopped(
+                pacs.listen(listener), signals, ready, logger=LOGGER, name="dicomnet-serve"
+            )
+        finally:
+            pacs.shutdown()
 
-    def __init__(self, signals: Sequence[signal.Signals]) -> None:
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._write, False)
-        self._previous = {sig: signal.signal(sig, self._handler) for sig in signals}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.wake(signum)
-
-    def wake(self, value: int = 0) -> None:
-        """Wake :meth:`wait` (0: from the program, not a signal)."""
-        with contextlib.suppress(OSError):
-            os.write(self._write, bytes([value]))
-
-    def wait(self) -> int:
-        return os.read(self._read, 1)[0]
-
-    def close(self) -> None:
-        for sig, old in self._previous.items():
-            signal.signal(sig, old)
-        os.close(self._read)
-        os.close(self._write)
-
-
-_STOP = (signal.SIGTERM, signal.SIGINT)
-
-
-def _name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return "stop"
-
-
-def _run_one(
-    options: ServeOptions,
-    signals: _Signals,
-    on_ready: Callable[[str, int], None],
-    listener: socket.socket | None = None,
-) -> int:
-    """Serve in a background thread until a stop signal; 0 after a clean stop."""
-    pacs = PacsServer(options)
-    stopping = threading.Event()
-    thread: threading.Thread | None = None
-    try:
-        server = pacs.listen(listener)
-
-        def accept() -> None:
-            try:
-                server.serve_forever()
-            except Exception:
-                LOGGER.exception("The association server failed")
-            finally:
-                if not stopping.is_set():  # wake the main thread: we are done
-                    signals.wake(0)
-
-        thread = threading.Thread(target=accept, name="dicomnet-serve", daemon=True)
-        thread.start()
-        on_ready(*pacs.address)
-        signum = signals.wait()
-        LOGGER.info("%s: stopping", _name(signum))
-        return 0 if signum else 1
-    finally:
-        stopping.set()
-        pacs.shutdown()
-        if thread is not None:
-            thread.join()
+    return serve_process
 
 
 def serve(
@@ -663,10 +603,10 @@ def serve(
     server with its own connections to the index, sharing the port
     (``SO_REUSEPORT``, so that the kernel spreads the associations; else one
     inherited listening socket); a worker that dies after running a while is
-    restarted. Call from the main thread of a process that runs no other
-    thread. ``on_ready(host, port)`` is called once every worker listens.
-    With ``options.rescan`` the storage folder is first reconciled with the
-    index (:meth:`~dicomnet.contrib.pacs.Index.rescan`).
+    restarted (:mod:`dicomnet.contrib._workers`). Call from the main thread of
+    a process that runs no other thread. ``on_ready(host, port)`` is called
+    once every worker listens. With ``options.rescan`` the storage folder is
+    first reconciled with the index (:meth:`~dicomnet.contrib.pacs.Index.rescan`).
 
     :raises OSError: the port or the folder cannot be used.
     :raises ValueError: a certificate, a move destination or the database URL
@@ -674,7 +614,6 @@ def serve(
     """
     if options.workers < 1:
         raise ValueError("'workers' must be >= 1")
-    ready = on_ready or (lambda host, port: None)
     directory = Path(options.directory)
     directory.mkdir(parents=True, exist_ok=True)
     if options.tls is not None:
@@ -686,151 +625,14 @@ def serve(
                 "Rescan: %d files indexed, %d could not be, %d rows of missing files removed",
                 len(report.added), len(report.failed), len(report.removed),
             )
-    signals = _Signals(_STOP)
-    try:
-        if options.workers == 1:
-            return _run_one(options, signals, ready)
-        return _Supervisor(options, signals, ready).run()
-    finally:
-        signals.close()
-
-
-class _Supervisor:
-    """Forks the workers, forwards a stop signal, restarts a worker that dies (once it ran)."""
-
-    def __init__(
-        self, options: ServeOptions, signals: _Signals, on_ready: Callable[[str, int], None]
-    ) -> None:
-        self.options = options
-        self.signals = signals
-        self.on_ready = on_ready
-        self.reuse_port = hasattr(socket, "SO_REUSEPORT")
-        self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start)
-        self.sock = self._socket(listen=not self.reuse_port)
-        self.host, self.port = self.sock.getsockname()[:2]
-
-    def _socket(self, *, listen: bool, port: int | None = None) -> socket.socket:
-        host = self.options.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, self.options.port if port is None else port))
-            if listen:
-                sock.listen(128)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    def run(self) -> int:
-        status = self._run()
-        return self._stop_all() or status
-
-    def _run(self) -> int:
-        ready_r, ready_w = os.pipe()
-        previous = signal.signal(signal.SIGCHLD, self.signals._handler)
-        try:
-            for number in range(1, self.options.workers + 1):
-                self._spawn(number, ready_w)
-            os.close(ready_w)
-            ready_w = -1
-            started = 0
-            while started < self.options.workers and os.read(ready_r, 1):
-                started += 1
-            if started < self.options.workers:
-                LOGGER.error("Only %d of %d workers started", started, self.options.workers)
-                return 1
-            LOGGER.info("%d workers listening on port %d", started, self.port)
-            self.on_ready(self.host, self.port)
-            while self.children:
-                signum = self.signals.wait()
-                if signum != signal.SIGCHLD:
-                    LOGGER.info("%s: stopping the workers", _name(signum))
-                    break
-                for pid, (number, since), code in self._reap():
-                    if code == 0:  # told to stop (Ctrl-C reaches the process group)
-                        LOGGER.info("Worker %d stopped; stopping the others", number)
-                        return 0
-                    if time.monotonic() - since < _CRASH_LOOP_SECONDS:
-                        LOGGER.error("Worker %d (pid %d) died at start-up; stopping", number, pid)
-                        return 1
-                    LOGGER.error("Worker %d (pid %d) died; restarting it", number, pid)
-                    self._spawn(number, None)
-            return 0
-        finally:
-            for fd in (ready_r, ready_w):
-                if fd >= 0:
-                    os.close(fd)
-            signal.signal(signal.SIGCHLD, previous)
-            self.sock.close()
-
-    def _spawn(self, number: int, ready_w: int | None) -> None:
-        # Signals stay blocked across fork() until the worker has its own handlers.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {*_STOP, signal.SIGCHLD})
-        try:
-            pid = os.fork()
-            if pid == 0:  # the worker
-                code = 1
-                try:
-                    code = self._worker(number, ready_w)
-                except BaseException:
-                    LOGGER.exception("Worker %d failed", number)
-                finally:
-                    os._exit(code)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {*_STOP, signal.SIGCHLD})
-        self.children[pid] = (number, time.monotonic())
-
-    def _worker(self, number: int, ready_w: int | None) -> int:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.signals.close()
-        signals = _Signals(_STOP)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {*_STOP, signal.SIGCHLD})
-        if self.reuse_port:
-            listener = self._socket(listen=True, port=self.port)
-            self.sock.close()
-        else:
-            listener = self.sock
-
-        def ready(host: str, port: int) -> None:
-            LOGGER.debug("Worker %d (pid %d) listening", number, os.getpid())
-            if ready_w is not None:
-                os.write(ready_w, b"r")
-                os.close(ready_w)
-
-        try:
-            return _run_one(self.options, signals, ready, listener)
-        finally:
-            signals.close()
-
-    def _reap(self) -> list[tuple[int, tuple[int, float], int]]:
-        dead = []
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid in self.children:
-                dead.append((pid, self.children.pop(pid), os.waitstatus_to_exitcode(status)))
-        return dead
-
-    def _stop_all(self) -> int:
-        status = 0
-        for pid in self.children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in list(self.children):
-            with contextlib.suppress(ChildProcessError):
-                _pid, code = os.waitpid(pid, 0)
-                if os.waitstatus_to_exitcode(code) != 0:
-                    status = 1
-        self.children.clear()
-        return status
+    return _workers.run(
+        _serve_process(options),
+        workers=options.workers,
+        host=options.host,
+        port=options.port,
+        logger=LOGGER,
+        on_ready=on_ready,
+    )
 
 
 # -- the configuration file -----------------------------------------------------------------------
