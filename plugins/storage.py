@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 from pydicom.dataset import Dataset
 
 from dicomnet import _sop_groups
-from dicomnet.dimse_messages import CStoreRQ, CStoreRSP, with_status
+from dicomnet.dimse_messages import CStoreRQ, CStoreRSP
 from dicomnet.events import EVT_C_STORE, NoHandlerBound
 from dicomnet.hookspecs import hookimpl
 from dicomnet.service import (
@@ -94,6 +94,8 @@ from dicomnet.service import (
 from dicomnet.service_provider import file_meta_info
 from dicomnet.spool import DiscardSink, SpoolFailure, SpoolSink
 from dicomnet.status import NON_PATIENT_SERVICE_CLASS_STATUS, STORAGE_SERVICE_CLASS_STATUS
+
+from ._handler_status import with_handler_status
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomnet.ae import ApplicationEntity
@@ -291,15 +293,7 @@ def storage_scp(call: ServiceCall) -> None:
         AffectedSOPInstanceUID=_echoed(request.AffectedSOPInstanceUID),
         Status=status,
     )
-    if extra is not None:
-        try:
-            response = with_status(response, extra)
-        except (TypeError, ValueError) as exc:
-            response = with_status(
-                response,
-                handler_failure(exc, what="status data set of EVT_C_STORE", status=failure),
-            )
-    call.send(response)
+    call.send(with_handler_status(response, extra, event=EVT_C_STORE, failure_status=failure))
 
 
 # -- the declarations -------------------------------------------------------------------------

@@ -26,17 +26,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dicomnet import _sop_groups
-from dicomnet.dimse_messages import CEchoRQ, CEchoRSP, with_status
+from dicomnet.dimse_messages import CEchoRQ, CEchoRSP
 from dicomnet.events import EVT_C_ECHO
 from dicomnet.hookspecs import hookimpl
 from dicomnet.service import (
     PROCESSING_FAILURE,
     ServiceCall,
     ServiceClass,
-    handler_failure,
     run_intervention,
 )
 from dicomnet.status import VERIFICATION_SERVICE_CLASS_STATUS
+
+from ._handler_status import with_handler_status
 
 __all__ = ["VERIFICATION", "dicomnet_service_classes", "verification_scp"]
 
@@ -53,15 +54,9 @@ def verification_scp(call: ServiceCall) -> None:
         AffectedSOPClassUID=getattr(request, "AffectedSOPClassUID", None),
         Status=status,
     )
-    if extra is not None:
-        try:
-            response = with_status(response, extra)
-        except (TypeError, ValueError) as exc:
-            response = with_status(
-                response,
-                handler_failure(exc, what="status data set of EVT_C_ECHO", status=FAILURE_STATUS),
-            )
-    call.send(response)
+    call.send(
+        with_handler_status(response, extra, event=EVT_C_ECHO, failure_status=FAILURE_STATUS)
+    )
 
 
 VERIFICATION = ServiceClass(
