@@ -33,7 +33,7 @@ from pydicom.uid import UID
 
 from . import _sop_groups, store_scu
 from . import dimse_messages as dm
-from .acse import NegotiatedContext
+from .acse import NegotiatedContext, NegotiationResult
 from .datasets import decode_dataset, encode_dataset
 from .errors import LocalProtocolError
 from .scu_plan import NEXT, Deliver, Exchange, Plan, PlanHost, Send, SyncHost, iterate, run
@@ -47,6 +47,7 @@ __all__ = [
     "c_move",
     "c_store",
     "cancel_plan",
+    "context_for",
     "echo_plan",
     "encode_for_context",
     "find_plan",
@@ -170,6 +171,35 @@ def encode_for_context(dataset: Dataset, context: NegotiatedContext) -> bytes:
         raise ValueError(
             f"Failed to encode the supplied dataset in '{uid_name(context.transfer_syntax)}': {exc}"
         ) from exc
+
+
+def context_for(
+    negotiation: NegotiationResult,
+    abstract_syntax: str,
+    *,
+    as_scp: bool = False,
+    transfer_syntax: str | None = None,
+) -> NegotiatedContext:
+    """The accepted context on which we may use ``abstract_syntax`` as SCU (or SCP).
+
+    With ``transfer_syntax``, one in that syntax if there is one, else any.
+
+    :raises ValueError: none was accepted.
+    """
+    found = negotiation.find_context(
+        abstract_syntax, transfer_syntax=transfer_syntax, as_scu=not as_scp, as_scp=as_scp
+    )
+    if found is None and transfer_syntax is not None:
+        found = negotiation.find_context(abstract_syntax, as_scu=not as_scp, as_scp=as_scp)
+    if found is None:
+        role = "SCP" if as_scp else "SCU"
+        raise ValueError(
+            f"No presentation context for '{uid_name(abstract_syntax)}' has been accepted "
+            f"by the peer with the {role} role"
+            + (f" and transfer syntax '{uid_name(transfer_syntax)}'" if transfer_syntax else "")
+            + " for the association"
+        )
+    return found
 
 
 def uid_name(uid: str | None) -> str:

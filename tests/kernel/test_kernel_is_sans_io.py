@@ -23,6 +23,7 @@ ADAPTERS: dict[str, str] = {
     "association": "runs an association in its own thread over the kernel",
     "server": "accepts connections in a thread",
     "ae": "owns servers and requestor associations (threads)",
+    "aio": "the asyncio transport: an event loop, its transports and timers",
     "store_scu": "bulk sends: opens associations (with TLS) and streams files from disk",
 }
 
