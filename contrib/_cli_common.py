@@ -9,8 +9,10 @@ values instead of loose options:
 * :func:`verbosity_options` adds ``-v/--verbose`` and ``-d/--debug`` and runs
   the callback with dicomnet's log records going to stderr at the chosen level.
 
-:func:`open_association` then requests the association or raises
-:class:`NoAssociation`, which the command turns into exit status 2. Server
+:func:`open_association` (or :func:`association`, for a ``with`` block that
+releases or aborts it) then requests the association or raises
+:class:`NoAssociation`, which the command turns into exit status 2;
+:func:`run_command` runs the command's work and exits with its status. Server
 commands (``receive``, ``serve``) will add their own TLS options, whose
 certificate is mandatory and whose CA file verifies *clients*.
 """
@@ -38,9 +40,11 @@ __all__ = [
     "ExitStatus",
     "NoAssociation",
     "TLSOptions",
+    "association",
     "client_options",
     "log_to_stderr",
     "open_association",
+    "run_command",
     "verbosity_options",
 ]
 
@@ -129,6 +133,16 @@ class ClientOptions:
     timeout: float
     max_pdu: int
     tls: TLSOptions | None = None
+
+    def peer(self, host: str, port: int) -> str:
+        """The peer as the messages name it: ``'ANY-SCP' at HOST:PORT``."""
+        return f"{self.called_ae_title!r} at {host}:{port}"
+
+    def tls_args(self, host: str) -> tuple[ssl.SSLContext, str] | None:
+        """``AE.associate``'s ``tls_args`` towards ``host`` (``None`` without TLS)."""
+        if self.tls is None:
+            return None
+        return self.tls.client_context(), self.tls.hostname or host
 
 
 def _ae_title(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -353,16 +367,12 @@ def open_association(
     """
     for abstract_syntax in contexts:
         ae.add_requested_context(abstract_syntax)
-    tls_args = None
-    if client.tls is not None:
-        tls_args = (client.tls.client_context(), client.tls.hostname or host)
-    peer = f"{client.called_ae_title!r} at {host}:{port}"
     assoc = ae.associate(
         host,
         port,
         ae_title=client.called_ae_title,
         max_pdu=client.max_pdu,
-        tls_args=tls_args,
+        tls_args=client.tls_args(host),
         contexts=presentation_contexts,
         **associate_args,
     )
@@ -374,6 +384,45 @@ def open_association(
         why = "the connection failed or the association was aborted"
     else:
         why = "no answer to the association request"
-    LOGGER.error("No association with %s: %s", peer, why)
+    LOGGER.error("No association with %s: %s", client.peer(host, port), why)
     assoc.abort()
     raise NoAssociation(why)
+
+
+@contextlib.contextmanager
+def association(
+    ae: AE,
+    client: ClientOptions,
+    host: str,
+    port: int,
+    contexts: Sequence[str] = (),
+    **kwargs: Any,
+) -> Iterator[Association]:
+    """:func:`open_association` for a ``with`` block, which ends the association.
+
+    Released when the block ends (returns included) if still established;
+    aborted when an exception leaves the block (Ctrl-C: do not wait for a
+    release). Raises :class:`NoAssociation` as :func:`open_association` does.
+    """
+    assoc = open_association(ae, client, host, port, contexts, **kwargs)
+    try:
+        yield assoc
+    except BaseException:
+        assoc.abort()
+        raise
+    if assoc.is_established:
+        assoc.release()
+
+
+def run_command(run: Callable[[], int]) -> None:
+    """Run a command's work and exit with its status; Ctrl-C is :attr:`ExitStatus.INTERRUPTED`.
+
+    ``run`` aborts its association on the way out of a :class:`KeyboardInterrupt`
+    (see :func:`association`).
+    """
+    try:
+        status = run()
+    except KeyboardInterrupt:
+        LOGGER.error("Interrupted")
+        status = int(ExitStatus.INTERRUPTED)
+    click.get_current_context().exit(status)

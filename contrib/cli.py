@@ -33,9 +33,10 @@ from ._cli_common import (
     ClientOptions,
     ExitStatus,
     NoAssociation,
+    association,
     client_options,
     make_ae,
-    open_association,
+    run_command,
     verbosity_options,
 )
 from .qr_cli import find, get, move
@@ -66,15 +67,11 @@ def run_echo(host: str, port: int, *, repeat: int, client: ClientOptions) -> Exi
     association is released at the end, or aborted on an exception (Ctrl-C).
     """
     ae = make_ae(client)
+    peer = client.peer(host, port)
+    result = ExitStatus.SUCCESS
+    times: list[float] = []
     try:
-        try:
-            assoc = open_association(ae, client, host, port, [Verification])
-        except NoAssociation:
-            return ExitStatus.NO_ASSOCIATION
-        peer = f"{client.called_ae_title!r} at {host}:{port}"
-        result = ExitStatus.SUCCESS
-        times: list[float] = []
-        try:
+        with association(ae, client, host, port, [Verification]) as assoc:
             for n in range(1, repeat + 1):
                 start = time.perf_counter()
                 try:
@@ -109,23 +106,20 @@ def run_echo(host: str, port: int, *, repeat: int, client: ClientOptions) -> Exi
                     break
                 times.append(elapsed)
                 LOGGER.info("Echo %d of %d: Success in %.1f ms", n, repeat, elapsed * 1000)
-        except BaseException:  # Ctrl-C: do not wait for a release
-            assoc.abort()
-            raise
-        if assoc.is_established:
-            assoc.release()
-        if times and repeat > 1:
-            LOGGER.info(
-                "%d of %d echoes succeeded; round trip min %.1f ms, mean %.1f ms, max %.1f ms",
-                len(times),
-                repeat,
-                min(times) * 1000,
-                sum(times) / len(times) * 1000,
-                max(times) * 1000,
-            )
-        return result
+    except NoAssociation:
+        return ExitStatus.NO_ASSOCIATION
     finally:
         ae.shutdown()
+    if times and repeat > 1:
+        LOGGER.info(
+            "%d of %d echoes succeeded; round trip min %.1f ms, mean %.1f ms, max %.1f ms",
+            len(times),
+            repeat,
+            min(times) * 1000,
+            sum(times) / len(times) * 1000,
+            max(times) * 1000,
+        )
+    return result
 
 
 @main.command(short_help="Verify that a peer AE answers (C-ECHO).")
@@ -149,12 +143,7 @@ def echo(host: str, port: int, repeat: int, client: ClientOptions) -> None:
     2 when no association was established (connection refused, host
     unreachable, TLS failure, association rejected or aborted).
     """
-    try:
-        status = run_echo(host, port, repeat=repeat, client=client)
-    except KeyboardInterrupt:  # the association is aborted on the way out of run_echo
-        LOGGER.error("Interrupted")
-        status = ExitStatus.INTERRUPTED
-    click.get_current_context().exit(status)
+    run_command(lambda: run_echo(host, port, repeat=repeat, client=client))
 
 
 main.add_command(store)

@@ -75,9 +75,10 @@ from ._cli_common import (
     ExitStatus,
     NoAssociation,
     _ae_title,
+    association,
     client_options,
     make_ae,
-    open_association,
+    run_command,
     verbosity_options,
     verbosity_options_long_debug,
 )
@@ -390,20 +391,6 @@ def _identifier(model: str, level: str | None, keys: Sequence[str]) -> Dataset:
         raise click.UsageError(f"-k {exc}") from None
 
 
-def _peer(client: ClientOptions, host: str, port: int) -> str:
-    return f"{client.called_ae_title!r} at {host}:{port}"
-
-
-def _run_command(run: Callable[[], int]) -> None:
-    """Run a command; Ctrl-C is exit status 130 (the association was aborted on the way)."""
-    try:
-        status = run()
-    except KeyboardInterrupt:
-        LOGGER.error("Interrupted")
-        status = int(ExitStatus.INTERRUPTED)
-    click.get_current_context().exit(status)
-
-
 # -- find -------------------------------------------------------------------------------------
 
 
@@ -474,54 +461,44 @@ def run_find(
     cancelled and the status is :data:`BROKEN_PIPE`, quietly.
     """
     model_uid = MODELS[model]["C-FIND"]
+    peer = client.peer(host, port)
+
+    def show(found: Dataset) -> None:
+        out(json.dumps(identifier_to_json(found), ensure_ascii=False))
+
     ae = make_ae(client)
     try:
-        try:
-            assoc = open_association(ae, client, host, port, [model_uid])
-        except NoAssociation:
-            return ExitStatus.NO_ASSOCIATION
-        peer = _peer(client, host, port)
-        start = time.perf_counter()
-
-        def show(found: Dataset) -> None:
-            out(json.dumps(identifier_to_json(found), ensure_ascii=False))
-
-        try:
-            outcome = _find(assoc, identifier, model_uid, show, "C-FIND")
-        except ValueError:
-            LOGGER.error(
-                "%s accepted the association but not the %s information model",
-                peer, _MODEL_NAMES[model],
-            )
-            if assoc.is_established:
-                assoc.release()
-            return ExitStatus.FAILURE
-        except RuntimeError:
-            LOGGER.error("C-FIND: the association with %s has ended", peer)
-            return ExitStatus.FAILURE
-        except BrokenPipeError:  # the reader has gone: the C-FIND was cancelled
-            _stdout_to_devnull()
-            if assoc.is_established:
-                assoc.release()
-            return BROKEN_PIPE
-        except BaseException:  # Ctrl-C: do not wait for a release
-            assoc.abort()
-            raise
-        if assoc.is_established:
-            assoc.release()
-        elapsed = time.perf_counter() - start
-        if outcome.status is not None:
-            text = describe_status(outcome.status, "C-FIND")
-            if outcome.exit_status == ExitStatus.SUCCESS:
-                LOGGER.info(
-                    "C-FIND: %d match%s, %s, in %.1f ms",
-                    outcome.matches, "" if outcome.matches == 1 else "es", text, elapsed * 1000,
+        with association(ae, client, host, port, [model_uid]) as assoc:
+            start = time.perf_counter()
+            try:
+                outcome = _find(assoc, identifier, model_uid, show, "C-FIND")
+            except ValueError:
+                LOGGER.error(
+                    "%s accepted the association but not the %s information model",
+                    peer, _MODEL_NAMES[model],
                 )
-            else:
-                LOGGER.error("C-FIND: %s answered %s after %d matches", peer, text, outcome.matches)
-        return outcome.exit_status
+                return ExitStatus.FAILURE
+            except RuntimeError:
+                LOGGER.error("C-FIND: the association with %s has ended", peer)
+                return ExitStatus.FAILURE
+            except BrokenPipeError:  # the reader has gone: the C-FIND was cancelled
+                _stdout_to_devnull()
+                return BROKEN_PIPE
+    except NoAssociation:
+        return ExitStatus.NO_ASSOCIATION
     finally:
         ae.shutdown()
+    elapsed = time.perf_counter() - start
+    if outcome.status is not None:
+        text = describe_status(outcome.status, "C-FIND")
+        if outcome.exit_status == ExitStatus.SUCCESS:
+            LOGGER.info(
+                "C-FIND: %d match%s, %s, in %.1f ms",
+                outcome.matches, "" if outcome.matches == 1 else "es", text, elapsed * 1000,
+            )
+        else:
+            LOGGER.error("C-FIND: %s answered %s after %d matches", peer, text, outcome.matches)
+    return outcome.exit_status
 
 
 @click.command(short_help="Query a peer AE (C-FIND); one JSON object per match on stdout.")
@@ -558,7 +535,7 @@ def find(
     if level is None and model != "worklist":
         level = "PATIENT" if model == "patient" else "STUDY"
     identifier = _identifier(model, level, keys)
-    _run_command(
+    run_command(
         lambda: run_find(host, port, model=model, identifier=identifier, client=client)
     )
 
@@ -674,19 +651,14 @@ def plan_get_contexts(
     ae = ae_factory()
     found: list[Dataset] = []
     try:
-        assoc = open_association(ae, client, host, port, [find_model])
-        try:
-            _find(assoc, _discovery_identifier(identifier, level), find_model, found.append,
-                  "C-FIND (which SOP classes to accept)")
-        except ValueError:
-            LOGGER.info("The peer does not accept C-FIND under %s", _MODEL_NAMES[model])
-        except RuntimeError:
-            LOGGER.info("The association for the C-FIND has ended")
-        except BaseException:
-            assoc.abort()
-            raise
-        if assoc.is_established:
-            assoc.release()
+        with association(ae, client, host, port, [find_model]) as assoc:
+            try:
+                _find(assoc, _discovery_identifier(identifier, level), find_model,
+                      found.append, "C-FIND (which SOP classes to accept)")
+            except ValueError:
+                LOGGER.info("The peer does not accept C-FIND under %s", _MODEL_NAMES[model])
+            except RuntimeError:
+                LOGGER.info("The association for the C-FIND has ended")
     finally:
         ae.shutdown()
     classes = sop_classes_of(found)
@@ -721,36 +693,26 @@ class _Counting:
 
 
 def _send_retrieve(
-    assoc: Any,
     send: Callable[[], Iterator[tuple[Dataset, Dataset | None]]],
     operation: str,
     model: str,
     peer: str,
 ) -> Outcome | None:
-    """Run a C-GET or C-MOVE on ``assoc`` and release it; ``None`` when it could not run.
+    """Run a C-GET or C-MOVE (in an :func:`association` block); ``None`` when it could not.
 
     The peer may have accepted the association but not the information model
-    (``ValueError``), or ended the association (``RuntimeError``); anything
-    else (Ctrl-C) aborts the association on the way out.
+    (``ValueError``), or ended the association (``RuntimeError``).
     """
     try:
-        outcome = _retrieve(send(), operation, operation)
+        return _retrieve(send(), operation, operation)
     except ValueError:
         LOGGER.error(
             "%s accepted the association but not the %s %s information model",
             peer, _MODEL_NAMES[model], operation,
         )
-        assoc.release()
-        return None
     except RuntimeError:
         LOGGER.error("%s: the association with %s has ended", operation, peer)
-        return None
-    except BaseException:
-        assoc.abort()
-        raise
-    if assoc.is_established:
-        assoc.release()
-    return outcome
+    return None
 
 
 def run_get(
@@ -778,7 +740,7 @@ def run_get(
         ae.spool_directory = directory
         return ae
 
-    peer = _peer(client, host, port)
+    peer = client.peer(host, port)
     start = time.perf_counter()
     try:
         if discover:
@@ -792,16 +754,15 @@ def run_get(
     handler = _Counting(directory)
     ae = new_ae()
     try:
-        try:
-            assoc = open_association(
-                ae, client, host, port, presentation_contexts=contexts, ext_neg=roles,
-                evt_handlers=[(evt.EVT_C_STORE, handler)],
+        with association(
+            ae, client, host, port, presentation_contexts=contexts, ext_neg=roles,
+            evt_handlers=[(evt.EVT_C_STORE, handler)],
+        ) as assoc:
+            outcome = _send_retrieve(
+                lambda: assoc.send_c_get(identifier, get_model), "C-GET", model, peer
             )
-        except NoAssociation:
-            return ExitStatus.NO_ASSOCIATION
-        outcome = _send_retrieve(
-            assoc, lambda: assoc.send_c_get(identifier, get_model), "C-GET", model, peer
-        )
+    except NoAssociation:
+        return ExitStatus.NO_ASSOCIATION
     finally:
         ae.shutdown()
     if outcome is None:
@@ -824,29 +785,26 @@ def run_move(
 ) -> ExitStatus:
     """C-MOVE what matches ``identifier`` to ``destination``; return the exit status."""
     move_model = MODELS[model]["C-MOVE"]
+    peer = client.peer(host, port)
     ae = make_ae(client)
     try:
-        try:
-            assoc = open_association(ae, client, host, port, [move_model])
-        except NoAssociation:
-            return ExitStatus.NO_ASSOCIATION
-        peer = _peer(client, host, port)
-        start = time.perf_counter()
-        outcome = _send_retrieve(
-            assoc, lambda: assoc.send_c_move(identifier, destination, move_model), "C-MOVE",
-            model, peer,
-        )
-        if outcome is None:
-            return ExitStatus.FAILURE
-        why = ""
-        if outcome.status == MOVE_DESTINATION_UNKNOWN:
-            why = f"it does not know the move destination {destination!r}"
-        _report(
-            outcome, "C-MOVE", peer, time.perf_counter() - start, f" to {destination!r}", why
-        )
-        return outcome.exit_status
+        with association(ae, client, host, port, [move_model]) as assoc:
+            start = time.perf_counter()
+            outcome = _send_retrieve(
+                lambda: assoc.send_c_move(identifier, destination, move_model), "C-MOVE",
+                model, peer,
+            )
+    except NoAssociation:
+        return ExitStatus.NO_ASSOCIATION
     finally:
         ae.shutdown()
+    if outcome is None:
+        return ExitStatus.FAILURE
+    why = ""
+    if outcome.status == MOVE_DESTINATION_UNKNOWN:
+        why = f"it does not know the move destination {destination!r}"
+    _report(outcome, "C-MOVE", peer, time.perf_counter() - start, f" to {destination!r}", why)
+    return outcome.exit_status
 
 
 _RETRIEVE_KEYS_HELP = (
@@ -901,7 +859,7 @@ def get(
     is wrong.
     """
     identifier = _identifier(model, level, keys)
-    _run_command(
+    run_command(
         lambda: run_get(
             host, port, model=model, level=level, identifier=identifier, directory=directory,
             client=client, discover=not no_find,
@@ -947,7 +905,7 @@ def move(
     association was established or the command line is wrong.
     """
     identifier = _identifier(model, level, keys)
-    _run_command(
+    run_command(
         lambda: run_move(
             host, port, model=model, identifier=identifier, destination=destination,
             client=client,

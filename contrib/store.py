@@ -33,7 +33,14 @@ import click
 from dicomnet.part10 import FileInfo
 from dicomnet.store_scu import SendReport, StoreResult, scan_files, send_files
 
-from ._cli_common import ClientOptions, ExitStatus, client_options, make_ae, verbosity_options
+from ._cli_common import (
+    ClientOptions,
+    ExitStatus,
+    client_options,
+    make_ae,
+    run_command,
+    verbosity_options,
+)
 
 __all__ = ["run_store", "store"]
 
@@ -145,9 +152,7 @@ def run_store(
         click.echo(summary(report, time.perf_counter() - start), err=True)
         return ExitStatus.NO_ASSOCIATION
     ae = make_ae(client)
-    tls_args = None
-    if client.tls is not None:
-        tls_args = (client.tls.client_context(), client.tls.hostname or host)
+    tls_args = client.tls_args(host)
     try:
         with _progress_bar(infos) as progress:
             sent = send_files(
@@ -211,11 +216,9 @@ def store(
     peer refused one or one could not be sent, and 2 when no association was
     established or there was nothing to send.
     """
-    try:
-        status = run_store(
+    # Ctrl-C: the association is aborted on the way out of send_files
+    run_command(
+        lambda: run_store(
             host, port, paths, client=client, recursive=recursive, allow_lossy=allow_lossy
         )
-    except KeyboardInterrupt:  # the association is aborted on the way out of send_files
-        LOGGER.error("Interrupted")
-        status = ExitStatus.INTERRUPTED
-    click.get_current_context().exit(status)
+    )
