@@ -33,13 +33,7 @@ pynetdicom side runs in the venv's python without dicomnet.
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import os
-import platform
-import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,12 +42,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve()
-PEERS_HOME = Path(os.environ.get("DICOM_PEERS_HOME", Path.home() / ".cache" / "dicom-peers"))
-DEFAULT_PYNETDICOM_PYTHON = os.environ.get(
-    "DICOMNET_PYNETDICOM_PYTHON", str(PEERS_HOME / "venv" / "bin" / "python")
+from _harness import (
+    PEER_ENV,
+    ServerProcess,
+    add_pynetdicom_option,
+    add_runs_option,
+    emit_result,
+    free_port,
+    has_pynetdicom,
+    import_library,
+    in_rounds,
+    markdown_table,
+    progress,
+    run_worker,
+    serve_until_stdin_closes,
+    text_table,
+    verdict,
+    versions,
+    which_all,
 )
-PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+HERE = Path(__file__).resolve()
 SCP_AET = "BENCH-SCP"
 WARMUP = 5
 
@@ -61,27 +70,19 @@ WARMUP = 5
 # -- worker side: runs with either library ----------------------------------------------------
 
 
-def _lib(name: str) -> tuple[Any, Any]:
-    module = importlib.import_module(name)
-    return module, importlib.import_module(f"{name}.sop_class")
-
-
 def serve(lib: str) -> int:
     """Serve Verification on a free loopback port until standard input closes."""
-    module, sop_class = _lib(lib)
+    module, sop_class = import_library(lib)
     ae = module.AE(ae_title=SCP_AET)
     ae.add_supported_context(sop_class.Verification)
     ae.maximum_associations = 50  # threads of released associations may still be ending
-    server = ae.start_server(("127.0.0.1", 0), block=False)
-    print(f"listening on port {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_until_stdin_closes(ae.start_server(("127.0.0.1", 0), block=False))
     return 0
 
 
 def client(lib: str, host: str, port: int, count: int, called: str) -> int:
     """``count`` sequential associations with one C-ECHO each; prints ``{"n", "seconds"}``."""
-    module, sop_class = _lib(lib)
+    module, sop_class = import_library(lib)
     ae = module.AE(ae_title="BENCH-SCU")
     ae.add_requested_context(sop_class.Verification)
 
@@ -100,82 +101,20 @@ def client(lib: str, host: str, port: int, count: int, called: str) -> int:
     for _ in range(count):
         once()
     seconds = time.perf_counter() - start
-    print(json.dumps({"n": count, "seconds": seconds}), flush=True)
+    emit_result({"n": count, "seconds": seconds})
     return 0
 
 
 # -- driver side ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """A server process: one of our workers, or storescp; stopped on exit."""
-
-    def __init__(self, argv: list[str], port: int | None = None) -> None:
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=PEER_ENV,
-            text=True,
-            start_new_session=True,
-        )
-        if port is None:
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            match = re.match(r"listening on port (\d+)", line)
-            if not match:
-                self.stop()
-                raise RuntimeError(f"{argv[0]}: did not start ({line!r})")
-            port = int(match.group(1))
-        else:
-            self._wait_listening(port)
-        self.port = port
-
-    def _wait_listening(self, port: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the server exited before listening")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"nothing listens on port {port}")
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def run_worker_client(python: str, lib: str, port: int, count: int, called: str) -> float:
     """One client run in a fresh process; associations per second."""
-    result = subprocess.run(
+    figures = run_worker(
         [python, str(HERE), "--client", lib, "127.0.0.1", str(port), str(count), called],
-        capture_output=True,
-        text=True,
+        what=f"{lib} client",
         timeout=600,
-        env=PEER_ENV,
-        check=False,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"{lib} client failed: {result.stderr.strip() or result.stdout}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     return float(figures["n"] / figures["seconds"])
 
 
@@ -198,16 +137,16 @@ class Case:
         key: str,
         label: str,
         count: int,
-        start_server: Callable[[], Server],
-        client_for: Callable[[Server], Callable[[int], float]],
+        start_server: Callable[[], ServerProcess],
+        client_for: Callable[[ServerProcess], Callable[[int], float]],
         note: str = "",
     ) -> None:
         self.key, self.label, self.count, self.note = key, label, count, note
         self._start_server, self._client_for = start_server, client_for
-        self.server: Server | None = None
+        self.server: ServerProcess | None = None
         self.rates: list[float] = []
 
-    def start(self) -> Server:
+    def start(self) -> ServerProcess:
         self.server = self._start_server()
         return self.server
 
@@ -225,23 +164,23 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], list[str]]:
     ours = sys.executable
     pyn = args.pynetdicom_python
     skipped = []
-    have_pynetdicom = _has_pynetdicom(pyn)
+    have_pynetdicom = has_pynetdicom(pyn)
     if not have_pynetdicom:
         skipped.append(f"pynetdicom: {pyn} cannot import pynetdicom")
-    storescp, echoscu = shutil.which("storescp"), shutil.which("echoscu")
-    if args.no_dcmtk or not (storescp and echoscu):
+    dcmtk = which_all("storescp", "echoscu")
+    storescp, echoscu = dcmtk if dcmtk and not args.no_dcmtk else (None, None)
+    if storescp is None:
         skipped.append("DCMTK: " + ("--no-dcmtk" if args.no_dcmtk else "not on PATH"))
-        storescp = echoscu = None
 
-    def worker_server(python: str, lib: str) -> Callable[[], Server]:
-        return lambda: Server([python, str(HERE), "--serve", lib])
+    def worker_server(python: str, lib: str) -> Callable[[], ServerProcess]:
+        return lambda: ServerProcess([python, str(HERE), "--serve", lib])
 
-    def storescp_server() -> Server:
+    def storescp_server() -> ServerProcess:
         assert storescp is not None
         port = free_port()
-        return Server([storescp, "-aet", SCP_AET, str(port)], port=port)
+        return ServerProcess([storescp, "-aet", SCP_AET, str(port)], port=port)
 
-    def worker_client(python: str, lib: str) -> Callable[[Server], Callable[[int], float]]:
+    def worker_client(python: str, lib: str) -> Callable[[ServerProcess], Callable[[int], float]]:
         return lambda server: lambda n: run_worker_client(python, lib, server.port, n, SCP_AET)
 
     cases = []
@@ -289,7 +228,7 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], list[str]]:
                 worker_client(ours, "dicomnet"),
             )
 
-            def echoscu_client(server: Server) -> Callable[[int], float]:
+            def echoscu_client(server: ServerProcess) -> Callable[[int], float]:
                 assert echoscu is not None
                 return lambda n: run_echoscu_loop(echoscu, server.port, n, SCP_AET)
 
@@ -312,42 +251,11 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], list[str]]:
     return cases, skipped
 
 
-def _has_pynetdicom(python: str) -> bool:
-    if not Path(python).exists():
-        return False
-    result = subprocess.run(
-        [python, "-c", "import pynetdicom"], capture_output=True, timeout=60, check=False
-    )
-    return result.returncode == 0
-
-
-def _versions(args: argparse.Namespace) -> dict[str, str]:
-    import dicomnet
-
-    versions = {"dicomnet": dicomnet.__version__, "python": platform.python_version()}
-    if _has_pynetdicom(args.pynetdicom_python):
-        out = subprocess.run(
-            [args.pynetdicom_python, "-c", "import pynetdicom; print(pynetdicom.__version__)"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        versions["pynetdicom"] = out
-    echoscu = shutil.which("echoscu")
-    if echoscu:
-        out = subprocess.run(
-            [echoscu, "--version"], capture_output=True, text=True, check=False
-        ).stdout
-        match = re.search(r"v(\d+\.\d+\.\d+)", out)
-        versions["DCMTK"] = match.group(1) if match else "?"
-    return versions
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", metavar="LIB", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=5, metavar="X", help=argparse.SUPPRESS)
-    parser.add_argument("--runs", type=int, default=3, help="runs per case (median; default 3)")
+    add_runs_option(parser)
     parser.add_argument("--n-dicomnet", type=int, default=300, help="associations per dicomnet run")
     parser.add_argument(
         "--n-pynetdicom", type=int, default=100, help="associations per run with pynetdicom"
@@ -355,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--n-process", type=int, default=100, help="echoscu processes per run (DCMTK cases)"
     )
-    parser.add_argument("--pynetdicom-python", default=DEFAULT_PYNETDICOM_PYTHON)
+    add_pynetdicom_option(parser)
     parser.add_argument(
         "--no-context", dest="context", action="store_false", help="only the two main cases"
     )
@@ -375,12 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for case in cases:
             servers.append(case.start())
-        # rounds, each running every case once: a change in the machine's load
-        # then affects every case alike, and the ratio stays fair
-        for _ in range(args.runs):
-            for case in cases:
-                case.rates.append(case.run())
-                print(f"  {case.label}: {case.rates[-1]:8.1f}/s", file=sys.stderr, flush=True)
+        for _, case in in_rounds(cases, args.runs):
+            case.rates.append(case.run())
+            progress(f"  {case.label}: {case.rates[-1]:8.1f}/s")
     finally:
         for server in servers:
             server.stop()
@@ -390,25 +295,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = None
     if "dicomnet" in by_key and "pynetdicom" in by_key:
         ratio = by_key["dicomnet"].median / by_key["pynetdicom"].median
-    versions = ", ".join(f"{k} {v}" for k, v in _versions(args).items())
-    print(f"{os.cpu_count()} CPUs, {versions}; median of {args.runs} runs")
+    pyn = args.pynetdicom_python
+    found = versions(pyn if has_pynetdicom(pyn) else None, "echoscu")
+    described = ", ".join(f"{k} {v}" for k, v in found.items())
+    print(f"{os.cpu_count()} CPUs, {described}; median of {args.runs} runs")
     print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
     if args.markdown:
-        print("\n| client -> server | associations per run | associations/s (median) | note |")
-        print("|---|---:|---:|---|")
-        for case in cases:
-            print(f"| {case.label} | {case.count} | {case.median:,.1f} | {case.note} |")
+        header = ["client -> server", "associations per run", "associations/s (median)", "note"]
+        rows = [[c.label, str(c.count), f"{c.median:,.1f}", c.note] for c in cases]
+        print("\n" + "\n".join(markdown_table(header, rows, "lrrl")))
     else:
-        width = max(len(case.label) for case in cases)
-        print(f"{'client -> server':<{width}}  {'N':>5}  {'assoc/s':>9}  runs")
+        rows = []
         for case in cases:
             runs = " ".join(f"{rate:.1f}" for rate in case.rates)
-            print(f"{case.label:<{width}}  {case.count:>5}  {case.median:>9.1f}  {runs}")
+            rows.append([case.label, str(case.count), f"{case.median:.1f}", runs])
             if case.note:
-                print(f"{'':<{width}}  ({case.note})")
+                rows.append(["", f"({case.note})"])
+        print("\n".join(text_table(["client -> server", "N", "assoc/s", "runs"], rows, [5, 9])))
     if ratio is not None:
-        verdict = "meets" if ratio >= 10 else "MISSES"
-        print(f"\ndicomnet / pynetdicom: {ratio:.1f}x ({verdict} the 10x target)")
+        print(f"\ndicomnet / pynetdicom: {ratio:.1f}x ({verdict(ratio, 10)} the 10x target)")
     for reason in skipped:
         print(f"skipped: {reason}")
     return 0

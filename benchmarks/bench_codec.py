@@ -46,9 +46,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _harness import DEFAULT_PYNETDICOM_PYTHON, markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "pdus"
-VENV_PYTHON = Path.home() / ".cache" / "dicom-peers" / "venv" / "bin" / "python"
+VENV_PYTHON = Path(DEFAULT_PYNETDICOM_PYTHON)
 LAYOUT = {"core": "dicomnet", "plugins": "dicomnet/plugins", "contrib": "dicomnet/contrib"}
 
 
@@ -276,12 +278,11 @@ def fmt(value: float) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print("| benchmark | unit | dicomnet | pynetdicom 3.0.4 | dicomnet/pynetdicom "
-          "| what pynetdicom did |")
-    print("|---|---|---:|---:|---:|---|")
-    for r in rows:
-        print(f"| {r['benchmark']} | {r['unit']} | {fmt(r['dicomnet'])} | {fmt(r['pynetdicom'])} "
-              f"| {r['ratio']:.1f}x | {r['note']} |")
+    header = ["benchmark", "unit", "dicomnet", "pynetdicom 3.0.4", "dicomnet/pynetdicom",
+              "what pynetdicom did"]
+    cells = [[r["benchmark"], r["unit"], fmt(r["dicomnet"]), fmt(r["pynetdicom"]),
+              f"{r['ratio']:.1f}x", r["note"]] for r in rows]
+    print("\n".join(markdown_table(header, cells, "llrrrl")))
 
 
 def main() -> int:

@@ -57,14 +57,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import importlib.util
 import json
 import os
-import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,14 +70,32 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve()
-PEERS_HOME = Path(os.environ.get("DICOM_PEERS_HOME", Path.home() / ".cache" / "dicom-peers"))
-DEFAULT_PYNETDICOM_PYTHON = os.environ.get(
-    "DICOMNET_PYNETDICOM_PYTHON", str(PEERS_HOME / "venv" / "bin" / "python")
+from _harness import (
+    DATA_ROOT,
+    ServerProcess,
+    add_pynetdicom_option,
+    add_runs_option,
+    emit_result,
+    free_port,
+    has_pynetdicom,
+    import_library,
+    in_rounds,
+    load_average_line,
+    make_bench_data,
+    markdown_table,
+    progress,
+    run_worker,
+    serve_until_stdin_closes,
+    text_table,
+    timed_run,
+    verdict,
+    versions,
+    which_all,
 )
+
+HERE = Path(__file__).resolve()
 MAKE_DATA = Path(os.environ.get("DICOM_PEERS_DIR", "/work/shared/peers")) / "make-bench-data.py"
-DEFAULT_DATA = HERE.parent / ".data" / "find"
-PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
+DEFAULT_DATA = DATA_ROOT / "find"
 SCP_AET = "BENCH-QR"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 PENDING = (0xFF00, 0xFF01)
@@ -132,22 +146,8 @@ def prepare_data(data: Path, count: int) -> dict[str, Any]:
     fresh = False
     if not manifest.exists() or json.loads(manifest.read_text())["finddb"]["count"] != count:
         data.mkdir(parents=True, exist_ok=True)
-        print(f"making {count} C-FIND instances in {data} ...", file=sys.stderr, flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                str(MAKE_DATA),
-                str(data),
-                "--n",
-                "0",
-                "--large-mib",
-                "0",
-                "--find-k",
-                str(count),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        progress(f"making {count} C-FIND instances in {data} ...")
+        make_bench_data(MAKE_DATA, data, python=sys.executable, find_k=count)
         fresh = True
     listing = data / "identifiers.json"
     if fresh or not listing.exists():
@@ -176,7 +176,7 @@ def prepare_dcmqrscp_index(data: Path, dcmqridx: str) -> Path:
     if area.exists():
         shutil.rmtree(area)
     area.mkdir(parents=True)
-    print(f"indexing {len(files)} files for dcmqrscp ...", file=sys.stderr, flush=True)
+    progress(f"indexing {len(files)} files for dcmqrscp ...")
     for start in range(0, len(files), 500):
         subprocess.run(
             [dcmqridx, "-q", str(area), *files[start : start + 500]],
@@ -201,7 +201,7 @@ def prepare_serve_index(data: Path) -> Path:
     (folder / "finddb").mkdir(parents=True)
     for path in files:
         os.link(path, folder / "finddb" / path.name)
-    print(f"indexing {len(files)} files for dicomnet serve ...", file=sys.stderr, flush=True)
+    progress(f"indexing {len(files)} files for dicomnet serve ...")
     from dicomnet.contrib.pacs import Index
 
     with Index(storage_dir=folder) as index:
@@ -215,14 +215,9 @@ def prepare_serve_index(data: Path) -> Path:
 # -- worker side: runs with either library ----------------------------------------------------
 
 
-def _lib(name: str) -> tuple[Any, Any]:
-    module = importlib.import_module(name)
-    return module, importlib.import_module(f"{name}.sop_class")
-
-
 def serve(lib: str, data: Path, ae_title: str) -> int:
     """Serve Study Root C-FIND from K prebuilt identifiers until standard input closes."""
-    module, sop_class = _lib(lib)
+    module, sop_class = import_library(lib)
     identifiers = build_identifiers(data, ae_title)
 
     def on_find(event: Any) -> Iterator[tuple[int, Any]]:
@@ -236,18 +231,17 @@ def serve(lib: str, data: Path, ae_title: str) -> int:
 
     ae = module.AE(ae_title=ae_title)
     ae.add_supported_context(sop_class.StudyRootQueryRetrieveInformationModelFind)
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(module.evt.EVT_C_FIND, on_find)]
+    serve_until_stdin_closes(
+        ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(module.evt.EVT_C_FIND, on_find)]
+        )
     )
-    print(f"listening on port {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
     return 0
 
 
 def client(lib: str, port: int, called: str, data: Path, count: int, check: bool) -> int:
     """``count`` full queries over one association after a one-match warm-up; prints JSON."""
-    module, sop_class = _lib(lib)
+    module, sop_class = import_library(lib)
     info = load_instances(data)
     ae = module.AE(ae_title="BENCH-SCU")
     ae.add_requested_context(sop_class.StudyRootQueryRetrieveInformationModelFind)
@@ -280,92 +274,20 @@ def client(lib: str, port: int, called: str, data: Path, count: int, check: bool
         digest = hashlib.sha1()
         for uid, ds in sorted(kept, key=lambda item: str(item[0])):
             digest.update(f"{uid}|{ds.InstanceNumber}|{ds.RetrieveAETitle}\n".encode())
-        print(json.dumps({"pending": pending, "keys": keys, "digest": digest.hexdigest()}))
+        emit_result({"pending": pending, "keys": keys, "digest": digest.hexdigest()})
         return 0
     start = time.perf_counter()
     responses = sum(run(query(info)) for _ in range(count))
     seconds = time.perf_counter() - start
     assoc.release()
-    print(json.dumps({"pending": responses, "seconds": seconds}), flush=True)
+    emit_result({"pending": responses, "seconds": seconds})
     return 0
 
 
 # -- driver side ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """A server process: one of our workers, dcmqrscp or dicomnet serve; stopped on exit.
-
-    Its port is ``port``, or read from the first line of its standard output
-    (``ready`` on standard error) that matches ``listening on ...:PORT``.
-    """
-
-    def __init__(
-        self, argv: list[str], port: int | None = None, *, ready: str = "stdout",
-        terminate: bool = False, timeout: float = 60.0,
-    ) -> None:  # fmt: skip
-        self.terminate = terminate
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if ready == "stdout" else subprocess.DEVNULL,
-            stderr=subprocess.PIPE if ready == "stderr" else subprocess.DEVNULL,
-            env=PEER_ENV,
-            text=True,
-            start_new_session=True,
-        )
-        if port is None:
-            stream = self.proc.stdout if ready == "stdout" else self.proc.stderr
-            assert stream is not None
-            deadline = time.monotonic() + timeout
-            match = None
-            while match is None and time.monotonic() < deadline:
-                line = stream.readline()
-                if not line:
-                    break
-                match = re.search(r"listening on (?:port |\S*:)(\d+)", line)
-            if not match:
-                self.stop()
-                raise RuntimeError(f"{argv[0]} {argv[1:3]}: did not start")
-            port = int(match.group(1))
-        else:
-            self._wait_listening(port)
-        self.port = port
-
-    def _wait_listening(self, port: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the server exited before listening")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"nothing listens on port {port}")
-
-    def stop(self) -> None:
-        if self.terminate:
-            self.proc.terminate()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_dcmqrscp(dcmqrscp: str, area: Path, workdir: Path) -> Server:
+def start_dcmqrscp(dcmqrscp: str, area: Path, workdir: Path) -> ServerProcess:
     """dcmqrscp in its default (forking) mode, its AETable naming our storage area."""
     port = free_port()
     config = workdir / "dcmqrscp.cfg"
@@ -374,16 +296,16 @@ def start_dcmqrscp(dcmqrscp: str, area: Path, workdir: Path) -> Server:
         "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
         f"AETable BEGIN\n{SCP_AET} {area} R (10, 1024mb) ANY\nAETable END\n"
     )
-    return Server([dcmqrscp, "-q", "-c", str(config)], port=port)
+    return ServerProcess([dcmqrscp, "-q", "-c", str(config)], port=port)
 
 
-def start_serve(folder: Path) -> Server:
+def start_serve(folder: Path) -> ServerProcess:
     """``dicomnet serve`` on its folder and index (no fsync: nothing is stored here)."""
     argv = [
         sys.executable, "-m", "dicomnet.contrib.cli", "serve", "--port", "0",
         "--bind", "127.0.0.1", "--dir", str(folder), "--aet", SCP_AET, "--no-fsync",
     ]  # fmt: skip
-    return Server(argv, ready="stderr", terminate=True)
+    return ServerProcess(argv, ready="stderr", terminate=True)
 
 
 def findscu_argv(findscu: str, info: dict[str, Any], port: int, repeat: int) -> list[str]:
@@ -402,14 +324,10 @@ def findscu_argv(findscu: str, info: dict[str, Any], port: int, repeat: int) -> 
 
 def run_findscu(findscu: str, info: dict[str, Any], port: int, extra: int) -> float:
     """Pending responses per second of one SCP, from ``--repeat 1`` and ``--repeat 1+extra``."""
-    seconds = []
-    for repeat in (1, 1 + extra):
-        argv = findscu_argv(findscu, info, port, repeat)
-        start = time.perf_counter()
-        result = subprocess.run(argv, env=PEER_ENV, capture_output=True, timeout=900, check=False)
-        seconds.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise RuntimeError(f"findscu failed: {result.stderr.decode(errors='replace')[-500:]}")
+    seconds = [
+        timed_run(findscu_argv(findscu, info, port, repeat), what="findscu", timeout=900)
+        for repeat in (1, 1 + extra)
+    ]
     return extra * len(info["instances"]) / (seconds[1] - seconds[0])
 
 
@@ -417,28 +335,20 @@ def run_client(
     python: str, lib: str, port: int, data: Path, count: int, check: bool = False
 ) -> dict[str, Any]:
     argv = [python, str(HERE), "--client", lib, str(port), SCP_AET, str(data), str(count)]
-    result = subprocess.run(
-        [*argv, *(["--check"] if check else [])],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=PEER_ENV,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{lib} client failed: {result.stderr.strip()[-2000:] or result.stdout}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return run_worker([*argv, *(["--check"] if check else [])], what=f"{lib} client", timeout=900)
 
 
 class Case:
     """One SCU -> SCP pairing and its rates."""
 
-    def __init__(self, key: str, label: str, server: str, measure: Callable[[Server], float]):
+    def __init__(
+        self, key: str, label: str, server: str, measure: Callable[[ServerProcess], float]
+    ):
         self.key, self.label, self.server_key = key, label, server
         self._measure = measure
         self.rates: list[float] = []
 
-    def run(self, servers: dict[str, Server]) -> float:
+    def run(self, servers: dict[str, ServerProcess]) -> float:
         return self._measure(servers[self.server_key])
 
     @property
@@ -446,43 +356,12 @@ class Case:
         return statistics.median(self.rates)
 
 
-def _has_pynetdicom(python: str) -> bool:
-    if not Path(python).exists():
-        return False
-    result = subprocess.run(
-        [python, "-c", "import pynetdicom"], capture_output=True, timeout=60, check=False
-    )
-    return result.returncode == 0
-
-
-def _versions(args: argparse.Namespace, have_pynetdicom: bool) -> dict[str, str]:
-    import dicomnet
-
-    versions = {"dicomnet": dicomnet.__version__, "python": platform.python_version()}
-    if have_pynetdicom:
-        out = subprocess.run(
-            [args.pynetdicom_python, "-c", "import pynetdicom; print(pynetdicom.__version__)"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        versions["pynetdicom"] = out
-    findscu = shutil.which("findscu")
-    if findscu:
-        out = subprocess.run(
-            [findscu, "--version"], capture_output=True, text=True, check=False
-        ).stdout
-        match = re.search(r"v(\d+\.\d+\.\d+)", out)
-        versions["DCMTK"] = match.group(1) if match else "?"
-    return versions
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", nargs=3, metavar="X", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=5, metavar="X", help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--runs", type=int, default=3, help="runs per case (median; default 3)")
+    add_runs_option(parser)
     parser.add_argument("--k", type=int, default=5000, help="matches per query (default 5000)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder (cached)")
     parser.add_argument(
@@ -494,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--queries", type=int, default=3, help="timed queries per end-to-end run (default 3)"
     )
-    parser.add_argument("--pynetdicom-python", default=DEFAULT_PYNETDICOM_PYTHON)
+    add_pynetdicom_option(parser)
     parser.add_argument(
         "--no-context", dest="context", action="store_false", help="only the findscu rows"
     )
@@ -513,14 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         lib, port, called, data, count = args.client
         return client(lib, int(port), called, Path(data), int(count), args.check)
 
-    findscu, dcmqrscp, dcmqridx = (shutil.which(n) for n in ("findscu", "dcmqrscp", "dcmqridx"))
-    if not (findscu and dcmqrscp and dcmqridx):
+    dcmtk = which_all("findscu", "dcmqrscp", "dcmqridx")
+    if dcmtk is None:
         raise SystemExit("DCMTK's findscu, dcmqrscp and dcmqridx must be on PATH")
+    findscu, dcmqrscp, dcmqridx = dcmtk
     data = args.data.resolve()
     info = prepare_data(data, args.k)
     area = prepare_dcmqrscp_index(data, dcmqridx)
     ours, pyn = sys.executable, args.pynetdicom_python
-    have_pynetdicom = _has_pynetdicom(pyn)
+    have_pynetdicom = has_pynetdicom(pyn)
     have_serve = importlib.util.find_spec("dicomnet.contrib.serve") is not None
     skipped = []
     if not have_pynetdicom:
@@ -531,12 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     serve_folder = prepare_serve_index(data) if have_serve and args.serve_case else None
 
-    def findscu_case(extra: int) -> Callable[[Server], float]:
-        assert findscu is not None
+    def findscu_case(extra: int) -> Callable[[ServerProcess], float]:
         return lambda server: run_findscu(findscu, info, server.port, extra)
 
-    def client_case(python: str, lib: str) -> Callable[[Server], float]:
-        def measure(server: Server) -> float:
+    def client_case(python: str, lib: str) -> Callable[[ServerProcess], float]:
+        def measure(server: ServerProcess) -> float:
             figures = run_client(python, lib, server.port, data, args.queries)
             if figures["pending"] != args.queries * args.k:
                 raise RuntimeError(f"{lib}: {figures['pending']} pending responses")
@@ -609,16 +488,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases = [case for case in cases if case.key in wanted]
 
     load_before = os.getloadavg()
-    servers: dict[str, Server] = {}
+    servers: dict[str, ServerProcess] = {}
     with tempfile.TemporaryDirectory(prefix="bench-find-") as workdir:
         try:
             needed = {case.server_key for case in cases}
             if "dicomnet" in needed:
-                servers["dicomnet"] = Server(
+                servers["dicomnet"] = ServerProcess(
                     [ours, str(HERE), "--serve", "dicomnet", str(data), SCP_AET]
                 )
             if "pynetdicom" in needed:
-                servers["pynetdicom"] = Server(
+                servers["pynetdicom"] = ServerProcess(
                     [pyn, str(HERE), "--serve", "pynetdicom", str(data), SCP_AET]
                 )
             if "dcmqrscp" in needed:
@@ -631,75 +510,69 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seen: dict[str, Any] = {}
                 for key, server in servers.items():
                     seen[key] = run_client(ours, "dicomnet", server.port, data, 1, check=True)
-                    print(
+                    progress(
                         f"  check {key}: {seen[key]['pending']} pending, keys "
-                        f"{','.join(seen[key]['keys'])}",
-                        file=sys.stderr,
-                        flush=True,
+                        f"{','.join(seen[key]['keys'])}"
                     )
                     if seen[key]["pending"] != args.k:
                         raise SystemExit(f"{key} answered {seen[key]['pending']}, not {args.k}")
                 if len({json.dumps(v, sort_keys=True) for v in seen.values()}) > 1:
                     raise SystemExit(f"the SCPs answered different identifiers: {seen}")
-            for _ in range(args.runs):
-                for case in cases:
-                    case.rates.append(case.run(servers))
-                    print(f"  {case.label}: {case.rates[-1]:8.0f}/s", file=sys.stderr, flush=True)
+            for _, case in in_rounds(cases, args.runs):
+                case.rates.append(case.run(servers))
+                progress(f"  {case.label}: {case.rates[-1]:8.0f}/s")
         finally:
             for server in servers.values():
                 server.stop()
     load_after = os.getloadavg()
 
     by_key = {case.key: case for case in cases}
-    versions = ", ".join(f"{k} {v}" for k, v in _versions(args, have_pynetdicom).items())
+    found = versions(pyn if have_pynetdicom else None, "findscu")
+    described = ", ".join(f"{k} {v}" for k, v in found.items())
     print(
-        f"{os.cpu_count()} CPUs, {versions}; {args.k} matches per query; median of {args.runs} runs"
+        f"{os.cpu_count()} CPUs, {described}; {args.k} matches per query; "
+        f"median of {args.runs} runs"
     )
-    print(
-        "load average (1, 5, 15 min) before "
-        + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after "
-        + ", ".join(f"{x:.2f}" for x in load_after)
-    )
+    print(load_average_line(load_before, load_after))
 
     def ratio(case: Case, key: str) -> str:
         other = by_key.get(key)
         return f"{case.median / other.median:.2f}x" if other else ""
 
     if args.markdown:
-        print("\n| SCU -> SCP | responses/s (median) | runs | vs dcmqrscp | vs pynetdicom SCP |")
-        print("|---|---:|---|---:|---:|")
-        for case in cases:
-            runs = ", ".join(f"{rate:,.0f}" for rate in case.rates)
-            print(
-                f"| {case.label} | {case.median:,.0f} | {runs} | "
-                f"{ratio(case, 'dcmqrscp')} | {ratio(case, 'pynetdicom')} |"
-            )
+        header = ["SCU -> SCP", "responses/s (median)", "runs", "vs dcmqrscp", "vs pynetdicom SCP"]
+        rows = [
+            [
+                case.label,
+                f"{case.median:,.0f}",
+                ", ".join(f"{rate:,.0f}" for rate in case.rates),
+                ratio(case, "dcmqrscp"),
+                ratio(case, "pynetdicom"),
+            ]
+            for case in cases
+        ]
+        print("\n" + "\n".join(markdown_table(header, rows, "lrlrr")))
     else:
-        width = max(len(case.label) for case in cases)
-        print(
-            f"{'SCU -> SCP':<{width}}  {'resp/s':>8}  {'/dcmqrscp':>9}  {'/pynetdicom':>11}  runs"
-        )
-        for case in cases:
-            runs = " ".join(f"{rate:.0f}" for rate in case.rates)
-            print(
-                f"{case.label:<{width}}  {case.median:>8.0f}  {ratio(case, 'dcmqrscp'):>9}  "
-                f"{ratio(case, 'pynetdicom'):>11}  {runs}"
-            )
+        header = ["SCU -> SCP", "resp/s", "/dcmqrscp", "/pynetdicom", "runs"]
+        rows = [
+            [
+                case.label,
+                f"{case.median:.0f}",
+                ratio(case, "dcmqrscp"),
+                ratio(case, "pynetdicom"),
+                " ".join(f"{rate:.0f}" for rate in case.rates),
+            ]
+            for case in cases
+        ]
+        print("\n".join(text_table(header, rows, [8, 9, 11])))
     if "dicomnet" in by_key:
         ours_rate = by_key["dicomnet"].median
         if "dcmqrscp" in by_key:
             r = ours_rate / by_key["dcmqrscp"].median
-            print(
-                f"\ndicomnet SCP / dcmqrscp: {r:.2f}x "
-                f"({'meets' if r >= 1.0 else 'MISSES'} the 1.0x target)"
-            )
+            print(f"\ndicomnet SCP / dcmqrscp: {r:.2f}x ({verdict(r, 1.0)} the 1.0x target)")
         if "pynetdicom" in by_key:
             r = ours_rate / by_key["pynetdicom"].median
-            print(
-                f"dicomnet SCP / pynetdicom SCP: {r:.1f}x "
-                f"({'meets' if r >= 10 else 'MISSES'} the 10x target)"
-            )
+            print(f"dicomnet SCP / pynetdicom SCP: {r:.1f}x ({verdict(r, 10)} the 10x target)")
     if "dicomnet-e2e" in by_key and "pynetdicom-e2e" in by_key:
         r = by_key["dicomnet-e2e"].median / by_key["pynetdicom-e2e"].median
         print(f"dicomnet -> dicomnet / pynetdicom -> pynetdicom: {r:.1f}x")

@@ -70,10 +70,8 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -84,18 +82,37 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _harness import (
+    DATA_ROOT,
+    PEER_ENV,
+    add_pynetdicom_option,
+    add_runs_option,
+    announce_port,
+    cpu_model,
+    emit_result,
+    free_port,
+    has_pynetdicom,
+    in_rounds,
+    load_average_line,
+    make_bench_data,
+    markdown_table,
+    progress,
+    read_port,
+    run_worker,
+    text_table,
+    timed_run,
+    verdict,
+    versions,
+    wait_for_port,
+    which_all,
+)
+
 HERE = Path(__file__).resolve()
-DATA_ROOT = HERE.parent / ".data"
 DATA = DATA_ROOT / "storage"
 OUT = DATA_ROOT / "storage-out"
-PEERS_HOME = Path(os.environ.get("DICOM_PEERS_HOME", Path.home() / ".cache" / "dicom-peers"))
-DEFAULT_PYNETDICOM_PYTHON = os.environ.get(
-    "DICOMNET_PYNETDICOM_PYTHON", str(PEERS_HOME / "venv" / "bin" / "python")
-)
 MAKE_DATA = Path(
     os.environ.get("DICOMNET_BENCH_DATA_SCRIPT", "/work/shared/peers/make-bench-data.py")
 )
-PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SCP_AET = "BENCH-SCP"
 SCU_AET = "BENCH-SCU"
 DCMTK_MAX_PDU = 131072  # the largest maximum PDU length DCMTK 3.6.7 accepts
@@ -129,7 +146,7 @@ def serve_pynetdicom(directory: str, max_pdu: int) -> int:
     server = ae.start_server(
         ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
     )
-    print(f"listening on port {server.server_address[1]}", flush=True)
+    announce_port(server.server_address[1])
     signal.sigwait({signal.SIGTERM})
     server.shutdown()
     return 0
@@ -170,7 +187,7 @@ def send(lib: str, port: int, max_pdu: int) -> int:
             ok += bool(status) and status.Status == 0
         assoc.release()
         seconds = time.perf_counter() - start
-    print(json.dumps({"n": len(paths), "ok": ok, "seconds": seconds}), flush=True)
+    emit_result({"n": len(paths), "ok": ok, "seconds": seconds})
     return 0
 
 
@@ -181,21 +198,7 @@ def ensure_data(python: str) -> tuple[list[Path], Path]:
     """The 500 small files and the large one, made by make-bench-data.py if missing."""
     if not MAKE_DATA.exists():
         raise SystemExit(f"{MAKE_DATA} not found (set DICOMNET_BENCH_DATA_SCRIPT)")
-    subprocess.run(
-        [
-            python,
-            str(MAKE_DATA),
-            str(DATA),
-            "--n",
-            str(N_FILES),
-            "--large-mib",
-            "200",
-            "--find-k",
-            "0",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    make_bench_data(MAKE_DATA, DATA, python=python, n=N_FILES, large_mib=200)
     small = sorted((DATA / "small").glob("*.dcm"))
     large = DATA / "large" / "enhanced_ct.dcm"
     if len(small) != N_FILES or not large.exists():
@@ -215,24 +218,6 @@ def _data_python(pynetdicom_python: str) -> str:
 
 
 # -- receivers --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_connectable(proc: subprocess.Popen[str], port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the receiver exited before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 class Receiver:
@@ -307,15 +292,14 @@ class Receiver:
         try:
             if kind == "pynetdicom":
                 assert self.proc.stdout is not None
-                line = self.proc.stdout.readline()
-                match = re.match(r"listening on port (\d+)", line)
-                if not match:
+                announced = read_port(self.proc.stdout)
+                if announced is None:
                     raise RuntimeError(f"the pynetdicom SCP did not start: {self._stderr()}")
-                port = int(match.group(1))
+                port = announced
             elif kind == "dicomnet":
                 self._wait_for_log("listening on")
             else:
-                _wait_connectable(self.proc, port)
+                wait_for_port(self.proc, port, timeout=20.0, what="receiver")
         except BaseException:
             self.kill()
             raise
@@ -412,26 +396,18 @@ class _PssSampler:
 # -- senders ----------------------------------------------------------------------------------
 
 
+def storescu_argv(port: int, paths: Sequence[Path], max_pdu: int) -> list[str]:
+    """``storescu`` sending ``paths`` over one association."""
+    pdu = str(min(max_pdu, DCMTK_MAX_PDU))
+    return [
+        "storescu", "-aet", SCU_AET, "-aec", SCP_AET, "-pdu", pdu, "127.0.0.1", str(port),
+        *map(str, paths),
+    ]  # fmt: skip
+
+
 def run_storescu(port: int, paths: Sequence[Path], max_pdu: int) -> float:
     """``storescu`` over one association; seconds of the whole process."""
-    argv = [
-        "storescu",
-        "-aet",
-        SCU_AET,
-        "-aec",
-        SCP_AET,
-        "-pdu",
-        str(min(max_pdu, DCMTK_MAX_PDU)),
-        "127.0.0.1",
-        str(port),
-        *map(str, paths),
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(argv, env=PEER_ENV, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu failed: {result.stderr.strip()[-500:]}")
-    return seconds
+    return timed_run(storescu_argv(port, paths, max_pdu), what="storescu")
 
 
 def run_storescu_parallel(port: int, groups: Sequence[Sequence[Path]], max_pdu: int) -> float:
@@ -439,18 +415,7 @@ def run_storescu_parallel(port: int, groups: Sequence[Sequence[Path]], max_pdu: 
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [
-                "storescu",
-                "-aet",
-                SCU_AET,
-                "-aec",
-                SCP_AET,
-                "-pdu",
-                str(min(max_pdu, DCMTK_MAX_PDU)),
-                "127.0.0.1",
-                str(port),
-                *map(str, group),
-            ],
+            storescu_argv(port, group, max_pdu),
             env=PEER_ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -470,18 +435,12 @@ def run_worker_sender(
     python: str, lib: str, port: int, paths: Sequence[Path], max_pdu: int
 ) -> float:
     """A dicomnet or pynetdicom sender process; seconds as it timed itself."""
-    result = subprocess.run(
+    figures = run_worker(
         [python, str(HERE), "--send", lib, str(port), str(max_pdu)],
-        input=json.dumps([str(p) for p in paths]),
-        capture_output=True,
-        text=True,
+        what=f"{lib} sender",
         timeout=1800,
-        env=PEER_ENV,
-        check=False,
+        input=json.dumps([str(p) for p in paths]),
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"{lib} sender failed: {result.stderr.strip()[-1000:]}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     if figures["ok"] != len(paths):
         raise RuntimeError(f"{lib} sender: {figures['ok']} of {len(paths)} stored")
     return float(figures["seconds"])
@@ -504,12 +463,7 @@ def run_dicomnet_store_cli(port: int, paths: Sequence[Path], max_pdu: int) -> fl
         str(port),
         *map(str, paths),
     ]
-    start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"dicomnet store failed: {result.stderr.strip()[-500:]}")
-    return seconds
+    return timed_run(argv, what="dicomnet store", env=None)
 
 
 # -- cases ------------------------------------------------------------------------------------
@@ -547,7 +501,7 @@ class Case:
             except RuntimeError as exc:
                 if attempt == attempts:
                     raise
-                print(f"  {self.label}: run failed, retrying: {exc}", file=sys.stderr)
+                progress(f"  {self.label}: run failed, retrying: {exc}")
 
     def _run(self, out: Path) -> None:
         if out.exists():
@@ -601,10 +555,10 @@ def build_cases(
 ) -> tuple[list[Case], list[str]]:
     pyn = args.pynetdicom_python
     skipped: list[str] = []
-    have_pynetdicom = _has_pynetdicom(pyn)
+    have_pynetdicom = has_pynetdicom(pyn)
     if not have_pynetdicom:
         skipped.append(f"pynetdicom: {pyn} cannot import pynetdicom")
-    have_dcmtk = bool(shutil.which("storescu") and shutil.which("storescp"))
+    have_dcmtk = which_all("storescu", "storescp") is not None
     if not have_dcmtk:
         skipped.append("DCMTK: storescu/storescp not on PATH")
     ours = sys.executable
@@ -823,44 +777,7 @@ def build_cases(
     return cases, skipped
 
 
-def _has_pynetdicom(python: str) -> bool:
-    if not Path(python).exists():
-        return False
-    result = subprocess.run(
-        [python, "-c", "import pynetdicom"], capture_output=True, timeout=60, check=False
-    )
-    return result.returncode == 0
-
-
 # -- report -----------------------------------------------------------------------------------
-
-
-def _versions(pynetdicom_python: str) -> str:
-    import dicomnet
-
-    versions = {"dicomnet": dicomnet.__version__, "CPython": platform.python_version()}
-    if _has_pynetdicom(pynetdicom_python):
-        versions["pynetdicom"] = subprocess.run(
-            [pynetdicom_python, "-c", "import pynetdicom; print(pynetdicom.__version__)"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    if shutil.which("storescu"):
-        out = subprocess.run(
-            ["storescu", "--version"], capture_output=True, text=True, check=False
-        ).stdout
-        match = re.search(r"v(\d+\.\d+\.\d+)", out)
-        versions["DCMTK"] = match.group(1) if match else "?"
-    return ", ".join(f"{k} {v}" for k, v in versions.items())
-
-
-def _cpu() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _verdicts(cases: list[Case]) -> list[str]:
@@ -872,8 +789,7 @@ def _verdicts(cases: list[Case]) -> list[str]:
         if a is None or b is None:
             return
         value = a.files_per_second / b.files_per_second
-        verdict = "meets" if value >= target else "MISSES"
-        lines.append(f"{what}: {value:.2f}x ({verdict} the {target:g}x target)")
+        lines.append(f"{what}: {value:.2f}x ({verdict(value, target)} the {target:g}x target)")
 
     for size in ("16 KiB", "1 MiB"):
         for ref in ("storescu->storescp", "storescu->storescp-B"):
@@ -910,17 +826,16 @@ def _verdicts(cases: list[Case]) -> list[str]:
     ours = by_key.get(("large", "storescu->dicomnet"))
     bit = by_key.get(("large", "storescu->storescp-B"))
     if ours is not None:
-        rss_ok = ours.peak_rss_mib <= 64
         lines.append(
             f"210 MB: dicomnet receive peak RSS {ours.peak_rss_mib:.1f} MiB "
-            f"({'meets' if rss_ok else 'MISSES'} the 64 MiB target)"
+            f"({verdict(ours.peak_rss_mib, 64, lower_is_better=True)} the 64 MiB target)"
         )
         if bit is not None:
             value = ours.megabytes_per_second / bit.megabytes_per_second
             lines.append(
                 f"210 MB: dicomnet receive {ours.megabytes_per_second:.0f} MB/s vs storescp "
                 f"--bit-preserving {bit.megabytes_per_second:.0f} MB/s: {value:.2f}x "
-                f"({'meets' if value >= 1 else 'MISSES'} the 1x target)"
+                f"({verdict(value, 1)} the 1x target)"
             )
     for workers in ("1", "2"):
         ratio(
@@ -950,15 +865,15 @@ def report(cases: list[Case], markdown: bool) -> None:
         if markdown:
             # the large object in MB/s, the rest in files/s; every run, then the median
             unit = "MB/s" if workload == "large" else "files/s"
-            head = (
-                f"| sender -> receiver | {unit} (median) | runs ({unit}) "
-                "| receiver peak RSS (MiB, highest) |"
-            )
-            rule = "|---|---:|---|---:|"
-            if with_pss:
-                head += " tree PSS (MiB, highest) |"
-                rule += "---:|"
-            print(head + " disk |\n" + rule + "---|")
+            header = [
+                "sender -> receiver",
+                f"{unit} (median)",
+                f"runs ({unit})",
+                "receiver peak RSS (MiB, highest)",
+                *(["tree PSS (MiB, highest)"] if with_pss else []),
+                "disk",
+            ]
+            rows = []
             for c in group:
                 if workload == "large":
                     median = f"{c.megabytes_per_second:,.0f}"
@@ -966,24 +881,24 @@ def report(cases: list[Case], markdown: bool) -> None:
                 else:
                     median = f"{c.files_per_second:,.1f}"
                     runs = ", ".join(f"{c.files / s:,.0f}" for s in c.seconds)
-                row = f"| {c.label} | {median} | {runs} | {c.peak_rss_mib:.1f} |"
-                if with_pss:
-                    row += f" {c.peak_pss_mib or 0:.0f} |"
-                print(row + f" {c.note} |")
+                pss = [f"{c.peak_pss_mib or 0:.0f}"] if with_pss else []
+                rows.append([c.label, median, runs, f"{c.peak_rss_mib:.1f}", *pss, c.note])
+            print("\n".join(markdown_table(header, rows, "lrlr" + ("r" if with_pss else "") + "l")))
         else:
-            width = max(len(c.label) for c in group)
-            print(
-                f"{'sender -> receiver':<{width}}  {'files/s':>8}  {'MB/s':>6}  {'RSS MiB':>7}  "
-                f"{'PSS MiB' if with_pss else '':>7}  runs (s)"
-            )
-            for c in group:
-                runs = " ".join(f"{s:.3f}" for s in c.seconds)
-                pss = f"{c.peak_pss_mib:.0f}" if c.peak_pss_mib is not None else ""
-                print(
-                    f"{c.label:<{width}}  {c.files_per_second:8.1f}  "
-                    f"{c.megabytes_per_second:6.0f}  {c.peak_rss_mib:7.1f}  {pss:>7}  "
-                    f"{runs}  [{c.note}]"
-                )
+            header = ["sender -> receiver", "files/s", "MB/s", "RSS MiB"]
+            header += ["PSS MiB" if with_pss else "", "runs (s)"]
+            rows = [
+                [
+                    c.label,
+                    f"{c.files_per_second:.1f}",
+                    f"{c.megabytes_per_second:.0f}",
+                    f"{c.peak_rss_mib:.1f}",
+                    f"{c.peak_pss_mib:.0f}" if c.peak_pss_mib is not None else "",
+                    " ".join(f"{s:.3f}" for s in c.seconds) + f"  [{c.note}]",
+                ]
+                for c in group
+            ]
+            print("\n".join(text_table(header, rows, [8, 6, 7, 7])))
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -997,7 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--send", nargs=3, metavar=("LIB", "PORT", "MAXPDU"), help=argparse.SUPPRESS
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per case (median; default 3)")
+    add_runs_option(parser)
     parser.add_argument(
         "--only",
         default="many,large,parallel",
@@ -1009,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="TEXT",
         help="only the cases whose key contains TEXT (repeatable), e.g. 'dicomnet->dicomnet'",
     )
-    parser.add_argument("--pynetdicom-python", default=DEFAULT_PYNETDICOM_PYTHON)
+    add_pynetdicom_option(parser)
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args(argv)
@@ -1032,31 +947,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M")
     try:
-        for round_number in range(1, args.runs + 1):
-            for case in cases:
-                case.run(OUT)
-                print(
-                    f"  round {round_number}: {case.workload}: {case.label}: "
-                    f"{case.seconds[-1]:.3f} s, {case.rss[-1] / 1024:.0f} MiB "
-                    f"(load {os.getloadavg()[0]:.2f})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        for round_number, case in in_rounds(cases, args.runs):
+            case.run(OUT)
+            progress(
+                f"  round {round_number}: {case.workload}: {case.label}: "
+                f"{case.seconds[-1]:.3f} s, {case.rss[-1] / 1024:.0f} MiB "
+                f"(load {os.getloadavg()[0]:.2f})"
+            )
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(OUT)
     load_after = os.getloadavg()
 
+    pyn = args.pynetdicom_python
+    found = versions(pyn if has_pynetdicom(pyn) else None, "storescu", python_label="CPython")
     print(
-        f"{started}, {os.cpu_count()} CPUs ({_cpu()}), {platform.machine()}; "
-        f"{_versions(args.pynetdicom_python)}; median of {args.runs} runs"
+        f"{started}, {os.cpu_count()} CPUs ({cpu_model()}), {platform.machine()}; "
+        f"{', '.join(f'{k} {v}' for k, v in found.items())}; median of {args.runs} runs"
     )
-    print(
-        "load average (1, 5, 15 min) before "
-        + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after "
-        + ", ".join(f"{x:.2f}" for x in load_after)
-    )
+    print(load_average_line(load_before, load_after))
     report(cases, args.markdown)
     print()
     for line in _verdicts(cases):
