@@ -12,9 +12,11 @@ values instead of loose options:
 :func:`open_association` (or :func:`association`, for a ``with`` block that
 releases or aborts it) then requests the association or raises
 :class:`NoAssociation`, which the command turns into exit status 2;
-:func:`run_command` runs the command's work and exits with its status. Server
-commands (``receive``, ``serve``) will add their own TLS options, whose
-certificate is mandatory and whose CA file verifies *clients*.
+:func:`run_command` runs the command's work and exits with its status. The
+server commands (``receive``, ``serve``) share ``--port``, ``--aet``,
+``--bind``, ``--max-pdu``, ``--workers``, ``--max-associations`` and
+``--accept-retired`` (the ``*_option`` decorators); ``serve`` adds its own TLS
+options, whose certificate is mandatory and whose CA file verifies *clients*.
 """
 
 from __future__ import annotations
@@ -40,12 +42,19 @@ __all__ = [
     "ExitStatus",
     "NoAssociation",
     "TLSOptions",
+    "accept_retired_option",
     "association",
+    "bind_option",
     "client_options",
     "log_to_stderr",
+    "max_associations_option",
+    "max_pdu_option",
     "open_association",
+    "port_option",
     "run_command",
+    "server_aet_option",
     "verbosity_options",
+    "workers_option",
 ]
 
 LOGGER = logging.getLogger("dicomnet.cli")
@@ -163,6 +172,64 @@ def _max_pdu(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 _FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 
+#: ``--max-pdu``: our Maximum Length (PS3.8 D.1), for SCU and SCP commands alike
+max_pdu_option = click.option(
+    "--max-pdu",
+    type=int,
+    default=16382,
+    show_default=True,
+    callback=_max_pdu,
+    metavar="BYTES",
+    help="The largest P-DATA-TF PDU we accept (our Maximum Length); 0 for no limit.",
+)
+
+# -- the options of the server commands (receive, serve) --
+
+#: ``--port``: where a server listens (0: a free port)
+port_option = click.option(
+    "--port", "-p", type=click.IntRange(0, 65535), required=True, help="TCP port to listen on."
+)
+#: ``--aet``: the server's AE title
+server_aet_option = click.option(
+    "--aet",
+    default="DICOMNET",
+    show_default=True,
+    callback=_ae_title,
+    metavar="TITLE",
+    help="Our AE title.",
+)
+#: ``--bind``: the address a server listens on (the parameter ``host``)
+bind_option = click.option(
+    "--bind",
+    "host",
+    default="",
+    metavar="ADDR",
+    help="Address to listen on [default: all interfaces].",
+)
+#: ``--workers``: processes sharing the port (:mod:`dicomnet.contrib._workers`)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Worker processes sharing the port.",
+)
+#: ``--max-associations``: associations each worker serves at once
+max_associations_option = click.option(
+    "--max-associations",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Simultaneous associations per worker.",
+)
+#: ``--accept-retired``: serve the retired storage SOP classes too
+accept_retired_option = click.option(
+    "--accept-retired", is_flag=True, help="Accept the retired storage SOP classes too."
+)
+
+
 
 def client_options(func: F) -> F:
     """Add the options of an SCU command; the callback gets ``client: ClientOptions``."""
@@ -226,15 +293,7 @@ def client_options(func: F) -> F:
             help="How long to wait for the connection, for the answer to the association "
             "request and release, and for each response.",
         ),
-        click.option(
-            "--max-pdu",
-            type=int,
-            default=16382,
-            show_default=True,
-            callback=_max_pdu,
-            metavar="BYTES",
-            help="The largest P-DATA-TF PDU we accept (our Maximum Length); 0 for no limit.",
-        ),
+        max_pdu_option,
         click.option("--tls", is_flag=True, help="Use TLS (implied by any other --tls option)."),
         click.option(
             "--tls-cert",

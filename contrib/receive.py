@@ -48,7 +48,16 @@ from dicomnet.sop_class import Verification
 from dicomnet.spool import Folder, sync_directory
 
 from . import _workers
-from ._cli_common import _ae_title, _max_pdu, verbosity_options
+from ._cli_common import (
+    accept_retired_option,
+    bind_option,
+    max_associations_option,
+    max_pdu_option,
+    port_option,
+    server_aet_option,
+    verbosity_options,
+    workers_option,
+)
 
 __all__ = ["StoreInDirectory", "make_storage_ae", "receive", "serve_storage"]
 
@@ -219,9 +228,7 @@ def serve_storage(
 
 
 @click.command(short_help="Receive instances into a folder (Storage SCP).")
-@click.option(
-    "--port", "-p", type=click.IntRange(0, 65535), required=True, help="TCP port to listen on."
-)
+@port_option
 @click.option(
     "--dir",
     "directory",
@@ -230,49 +237,12 @@ def serve_storage(
     metavar="DIR",
     help="Where to store the instances (created if missing).",
 )
-@click.option(
-    "--aet",
-    default="DICOMNET",
-    show_default=True,
-    callback=_ae_title,
-    metavar="TITLE",
-    help="Our AE title.",
-)
-@click.option(
-    "--bind",
-    "host",
-    default="",
-    metavar="ADDR",
-    help="Address to listen on [default: all interfaces].",
-)
-@click.option(
-    "--max-pdu",
-    type=int,
-    default=16382,
-    show_default=True,
-    callback=_max_pdu,
-    metavar="BYTES",
-    help="The largest P-DATA-TF PDU we accept (our Maximum Length); 0 for no limit.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    metavar="N",
-    help="Worker processes sharing the port.",
-)
-@click.option(
-    "--max-associations",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    metavar="N",
-    help="Simultaneous associations per worker.",
-)
-@click.option(
-    "--accept-retired", is_flag=True, help="Accept the retired storage SOP classes too."
-)
+@server_aet_option
+@bind_option
+@max_pdu_option
+@workers_option
+@max_associations_option
+@accept_retired_option
 @click.option(
     "--no-fsync",
     is_flag=True,

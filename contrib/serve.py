@@ -75,7 +75,16 @@ from dicomnet.sop_class import (
 from dicomnet.spool import instance_file_name, sync_directory
 
 from . import _workers
-from ._cli_common import _ae_title, _max_pdu, verbosity_options
+from ._cli_common import (
+    accept_retired_option,
+    bind_option,
+    max_associations_option,
+    max_pdu_option,
+    port_option,
+    server_aet_option,
+    verbosity_options,
+    workers_option,
+)
 
 if TYPE_CHECKING:  # the PACS library (SQLAlchemy) is imported when a server starts, so
     # that the other commands of the dicomnet CLI do not pay for it
@@ -761,21 +770,13 @@ _TIMEOUT = click.FloatRange(min=0)
     help="Read options from this TOML file (same names as the options; options given "
     "on the command line win).",
 )
-@click.option(
-    "--port", "-p", type=click.IntRange(0, 65535), required=True, help="TCP port to listen on."
-)
-@click.option(
-    "--aet", default="DICOMNET", show_default=True, callback=_ae_title, metavar="TITLE",
-    help="Our AE title.",
-)
+@port_option
+@server_aet_option
 @click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), required=True,
     metavar="DIR", help="Where to store the instances (and the SQLite index); created if missing.",
 )
-@click.option(
-    "--bind", "host", default="", metavar="ADDR",
-    help="Address to listen on [default: all interfaces].",
-)
+@bind_option
 @click.option(
     "--db", metavar="URL",
     help="The index database: postgresql://USER@HOST/DB to share one index between "
@@ -799,14 +800,8 @@ _TIMEOUT = click.FloatRange(min=0)
     "--tls-ca", type=_FILE, metavar="FILE",
     help="Require client certificates issued by these CAs (PEM).",
 )
-@click.option(
-    "--max-associations", type=click.IntRange(min=1), default=10, show_default=True,
-    metavar="N", help="Simultaneous associations (per worker).",
-)
-@click.option(
-    "--max-pdu", type=int, default=16382, show_default=True, callback=_max_pdu,
-    metavar="BYTES", help="The largest P-DATA-TF PDU we accept; 0 for no limit.",
-)
+@max_associations_option
+@max_pdu_option
 @click.option(
     "--acse-timeout", type=_TIMEOUT, default=30.0, show_default=True, callback=_timeout,
     metavar="SECONDS", help="Wait for association messages (0: forever).",
@@ -819,15 +814,12 @@ _TIMEOUT = click.FloatRange(min=0)
     "--idle-timeout", type=_TIMEOUT, default=60.0, show_default=True, callback=_timeout,
     metavar="SECONDS", help="Abort an association silent for this long (0: never).",
 )
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-    help="Worker processes sharing the port.",
-)
+@workers_option
 @click.option(
     "--require-called-aet", is_flag=True,
     help="Reject associations whose called AE title is not ours.",
 )
-@click.option("--accept-retired", is_flag=True, help="Accept retired storage SOP classes too.")
+@accept_retired_option
 @click.option(
     "--no-fsync", is_flag=True,
     help="Answer Success without flushing files and index to disk (faster, not durable).",
