@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -143,6 +144,9 @@ LOGGER = logging.getLogger("dicomnet.assoc")
 T = TypeVar("T")
 Address = tuple[str, int] | tuple[str, int, int, int]
 Response = tuple[dm.DimseResponse, bytes | None]
+
+#: how often a handler thread waiting for the loop checks that the loop still runs (seconds)
+_LOOP_CHECK = 1.0
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
@@ -639,26 +643,36 @@ class AsyncAssociation:
             transport.close()
 
     def _arm_timer(self) -> None:
+        """Have :meth:`_on_timer` run by the kernel's next deadline.
+
+        A timer already set for no later than that is kept (the network timeout
+        moves on with every read: rescheduling each time would cost more than an
+        early wake-up, which the kernel answers by doing nothing).
+        """
         ul = self._ul
-        deadline = None if ul is None or self._closed else ul.next_deadline()
-        if deadline == self._timer_at:
+        if ul is None or self._closed:
+            return
+        deadline = ul.next_deadline()
+        if deadline is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= deadline:
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         ul = self._ul
         if ul is None or self._closed:
             return
+        before = ul.state
         ul.handle_timer()
         self._process()
         transport = self._transport
-        if ul.state == State.Sta1 and transport is not None:
+        if before is State.Sta13 and ul.state is State.Sta1 and transport is not None:
             transport.abort()  # ARTIM expired waiting for the peer to close (PS3.8 9.1.5)
 
     # -- received P-DATA ----------------------------------------------------------------------
@@ -1378,7 +1392,20 @@ class _ThreadSide:
         return repr(self._assoc)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        """Run ``coro`` on the loop and wait for it; ``LocalProtocolError`` if the loop stops."""
+        loop = self._loop
+        if loop.is_closed():
+            coro.close()
+            raise LocalProtocolError("the event loop is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        while True:
+            try:
+                return future.result(_LOOP_CHECK)
+            except concurrent.futures.TimeoutError:
+                # a loop stopped by asyncio.run() would never run it: do not wait forever
+                if loop.is_closed() or not loop.is_running():
+                    future.cancel()
+                    raise LocalProtocolError("the event loop stopped") from None
 
     def _send_message(self, context_id: int, message: dm.DimseMessage, dataset: Any) -> None:
         self._call(self._assoc._send_message(context_id, message, dataset))

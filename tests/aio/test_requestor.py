@@ -566,3 +566,30 @@ def test_an_n_event_report_from_the_peer_is_served_by_our_handler(make_server: M
     assert run(main) == 0
     assert [r[:2] for r in reports] == [(7, "reported")]
     assert reports[0][2] != threading.main_thread().name
+
+
+def test_acse_timeout_when_the_peer_never_answers() -> None:
+    """A peer that accepts the connection and says nothing: the kernel's ACSE timer aborts."""
+
+    async def main() -> tuple[bool, bool, float]:
+        writers: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        ae = scu(acse_timeout=0.3)
+        started = time.monotonic()
+        assoc = await ae.associate("127.0.0.1", port)
+        took = time.monotonic() - started
+        await assoc.wait_closed(WAIT)
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        return assoc.is_established, assoc.is_aborted, took
+
+    established, aborted, took = run(main)
+    assert not established and aborted
+    assert 0.25 < took < WAIT
